@@ -1,0 +1,238 @@
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "auth.h"
+#include "config.h"
+#include "decide.h"
+#include "logline.h"
+#include "secure.h"
+
+/* pam_set_data key: the local user this module authenticated in this transaction. */
+#define DATA_AUTHENTICATED "pam_k8stoken_authenticated_user"
+#define FAIL_DELAY_USEC 2000000u
+
+static int pam_code(enum kt_reason r)
+{
+	switch (r) {
+	case KT_R_OK:
+		return PAM_SUCCESS;
+	case KT_R_NOT_JWT:
+		return PAM_IGNORE;
+	case KT_R_EMPTY_TOKEN:
+	case KT_R_TOKEN_TOO_LONG:
+	case KT_R_UNAUTHENTICATED:
+	case KT_R_AUDIENCE:
+	case KT_R_NOT_SERVICEACCOUNT:
+	case KT_R_BAD_IDENTITY:
+	case KT_R_LEGACY_TOKEN:
+	case KT_R_DENY_RULE:
+	case KT_R_NOT_MAPPED:
+	case KT_R_UID_POLICY:
+		return PAM_AUTH_ERR;
+	case KT_R_UNKNOWN_USER:
+		return PAM_USER_UNKNOWN;
+	case KT_R_TRANSPORT:
+	case KT_R_TIMEOUT:
+	case KT_R_REDIRECT:
+	case KT_R_REVIEWER_REJECTED:
+	case KT_R_HTTP_STATUS:
+	case KT_R_REPLY_TOO_LARGE:
+	case KT_R_MALFORMED_REPLY:
+	case KT_R_REVIEWER_CREDENTIAL:
+	case KT_R_HELPER:
+		return PAM_AUTHINFO_UNAVAIL;
+	case KT_R_CONFIG:
+		return PAM_SERVICE_ERR;
+	case KT_R_NOMEM:
+		return PAM_BUF_ERR;
+	case KT_R_CONV:
+		return PAM_CONV_ERR;
+	case KT_R_SYSTEM:
+	case KT_R__COUNT:
+		break;
+	}
+	return PAM_SYSTEM_ERR;
+}
+
+/* Which syslog priority a decision deserves: operators must see outages and misconfiguration. */
+static int log_priority(enum kt_reason r)
+{
+	switch (pam_code(r)) {
+	case PAM_SUCCESS:
+		return LOG_INFO;
+	case PAM_AUTHINFO_UNAVAIL:
+	case PAM_SERVICE_ERR:
+	case PAM_SYSTEM_ERR:
+	case PAM_BUF_ERR:
+		return LOG_ERR;
+	default:
+		return LOG_NOTICE;
+	}
+}
+
+/*
+ * Gets the token: the previous module's PAM_AUTHTOK with use_first_pass/try_first_pass,
+ * else one echo-off prompt. The token is never stored as PAM_AUTHTOK by this module.
+ * *owned tells whether the caller must free (and zero) *token.
+ */
+static int get_token(pam_handle_t *pamh, const struct kt_config *cfg, const char **token,
+                     char **owned)
+{
+	const void *item = NULL;
+	int rc;
+
+	*owned = NULL;
+	*token = NULL;
+	if (cfg->use_first_pass || cfg->try_first_pass) {
+		rc = pam_get_item(pamh, PAM_AUTHTOK, &item);
+		if (rc == PAM_SUCCESS && item != NULL) {
+			*token = item;
+			return PAM_SUCCESS;
+		}
+		if (cfg->use_first_pass)
+			return PAM_AUTH_ERR;
+	}
+	rc = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, owned, "%s", cfg->prompt);
+	if (rc == PAM_CONV_AGAIN)
+		return PAM_INCOMPLETE;
+	if (rc != PAM_SUCCESS)
+		return rc;
+	*token = *owned != NULL ? *owned : "";
+	return PAM_SUCCESS;
+}
+
+static int put_env(pam_handle_t *pamh, const char *name, const char *value)
+{
+	char buf[4096];
+	int n;
+
+	if (value == NULL)
+		return PAM_SUCCESS;
+	n = snprintf(buf, sizeof(buf), "%s=%s", name, value);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return PAM_BUF_ERR;
+	return pam_putenv(pamh, buf);
+}
+
+static int export_identity(pam_handle_t *pamh, const struct kt_identity *id)
+{
+	char sa[512], groups[3072];
+	size_t pos = 0;
+	int rc;
+
+	snprintf(sa, sizeof(sa), "%s/%s", id->sa_namespace, id->sa_name);
+	groups[0] = '\0';
+	for (size_t i = 0; i < id->n_groups; i++) {
+		int n = snprintf(groups + pos, sizeof(groups) - pos, "%s%s", i ? "," : "", id->groups[i]);
+		if (n < 0 || (size_t)n >= sizeof(groups) - pos)
+			return PAM_BUF_ERR;
+		pos += (size_t)n;
+	}
+	rc = put_env(pamh, "K8S_SERVICEACCOUNT", sa);
+	if (rc == PAM_SUCCESS)
+		rc = put_env(pamh, "K8S_USERNAME", id->username);
+	if (rc == PAM_SUCCESS)
+		rc = put_env(pamh, "K8S_UID", id->uid);
+	if (rc == PAM_SUCCESS)
+		rc = put_env(pamh, "K8S_GROUPS", groups);
+	if (rc == PAM_SUCCESS)
+		rc = put_env(pamh, "K8S_CREDENTIAL_ID", id->credential_id);
+	if (rc == PAM_SUCCESS)
+		rc = put_env(pamh, "K8S_POD_NAME", id->pod_name);
+	return rc;
+}
+
+static void free_string(pam_handle_t *pamh, void *data, int error_status)
+{
+	(void)pamh;
+	(void)error_status;
+	free(data);
+}
+
+static int remember_user(pam_handle_t *pamh, const char *user)
+{
+	char *copy = strdup(user);
+
+	if (copy == NULL)
+		return PAM_BUF_ERR;
+	return pam_set_data(pamh, DATA_AUTHENTICATED, copy, free_string);
+}
+
+int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct kt_config cfg;
+	struct kt_decision d;
+	const char *conf_path = NULL, *user = NULL, *token = NULL;
+	const void *rhost = NULL;
+	char *owned = NULL, err[512], line[1024];
+	int rc;
+
+	(void)flags;
+	memset(&d, 0, sizeof(d));
+	kt_config_init(&cfg);
+	pam_fail_delay(pamh, FAIL_DELAY_USEC);
+	if (kt_config_parse_args(&cfg, argc, argv, &conf_path, err, sizeof(err)) != KT_R_OK ||
+	    kt_config_load(&cfg, conf_path, 0, err, sizeof(err)) != KT_R_OK) {
+		pam_syslog(pamh, LOG_ERR, "configuration refused: %s", err);
+		rc = PAM_SERVICE_ERR;
+		goto out;
+	}
+	rc = pam_get_user(pamh, &user, NULL);
+	if (rc != PAM_SUCCESS || user == NULL) {
+		pam_syslog(pamh, LOG_NOTICE, "cannot determine the user: %s", pam_strerror(pamh, rc));
+		rc = rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_USER_UNKNOWN;
+		goto out;
+	}
+	rc = get_token(pamh, &cfg, &token, &owned);
+	if (rc != PAM_SUCCESS) {
+		pam_syslog(pamh, LOG_NOTICE, "no token: %s", pam_strerror(pamh, rc));
+		goto out;
+	}
+	if (cfg.debug)
+		pam_syslog(pamh, LOG_DEBUG, "conf=%s helper=%s servers=%zu audiences=%zu",
+		           conf_path, cfg.helper != NULL ? cfg.helper : KT_HELPER_PATH,
+		           cfg.n_servers, cfg.n_audiences);
+
+	kt_decide(&cfg, conf_path, token, strlen(token), user, &d);
+	pam_get_item(pamh, PAM_RHOST, &rhost);
+	kt_logline_format(&d, user, rhost, line, sizeof(line));
+	pam_syslog(pamh, log_priority(d.reason), "%s", line);
+
+	rc = pam_code(d.reason);
+	if (rc == PAM_SUCCESS) {
+		rc = export_identity(pamh, &d.id);
+		if (rc == PAM_SUCCESS)
+			rc = remember_user(pamh, user);
+		if (rc != PAM_SUCCESS)
+			pam_syslog(pamh, LOG_CRIT, "cannot record the session identity: %s",
+			           pam_strerror(pamh, rc));
+	}
+out:
+	kt_free_secret_str(owned);
+	kt_decision_free(&d);
+	kt_config_free(&cfg);
+	return rc;
+}
+
+int kt_auth_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	const void *authenticated = NULL;
+	const char *user = NULL;
+
+	(void)flags;
+	(void)argc;
+	(void)argv;
+	if (pam_get_data(pamh, DATA_AUTHENTICATED, &authenticated) != PAM_SUCCESS ||
+	    authenticated == NULL)
+		return PAM_IGNORE;
+	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL ||
+	    strcmp(user, authenticated) != 0) {
+		pam_syslog(pamh, LOG_ERR, "account: user changed since the token was checked");
+		return PAM_PERM_DENIED;
+	}
+	return PAM_SUCCESS;
+}

@@ -1,0 +1,97 @@
+/* Configuration: the file of PRODUCT §3 plus the module arguments, parsed into one struct. */
+#ifndef KT_CONFIG_H
+#define KT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "reason.h"
+
+#define KT_DEFAULT_CONF      "/etc/security/pam_k8stoken.conf"
+#define KT_DEFAULT_CACHE_DIR "/run/pam_k8stoken"
+#define KT_DEFAULT_PROMPT    "Kubernetes token: "
+#define KT_CONF_MAX_SIZE     (64 * 1024)   /* the file is refused beyond this */
+
+enum kt_rule_action { KT_RULE_MAP, KT_RULE_DENY };
+enum kt_rule_subject { KT_SUBJECT_SERVICEACCOUNT, KT_SUBJECT_GROUP };
+
+/* One `map` or `deny` line. */
+struct kt_rule {
+	enum kt_rule_action action;
+	enum kt_rule_subject subject;
+	char *namespace_glob;   /* SERVICEACCOUNT only */
+	char *name_glob;        /* SERVICEACCOUNT only */
+	char *group_glob;       /* GROUP only */
+	char *user_template;    /* MAP only: literal or with {namespace} / {name} */
+	unsigned line;
+};
+
+struct kt_config {
+	char *path;                 /* file the values came from */
+
+	char **servers;             /* https URLs, in failover order */
+	size_t n_servers;
+	char *ca_file;
+	char *reviewer_token_file;
+	char *client_cert_file;
+	char *client_key_file;
+	char **audiences;
+	size_t n_audiences;
+	unsigned connect_timeout;   /* seconds per connection attempt */
+	unsigned timeout;           /* seconds, whole review, all servers */
+	char *cache_dir;
+	unsigned cache_ttl;
+	unsigned negative_cache_ttl;
+	bool allow_legacy_tokens;
+	unsigned long min_uid;
+	bool allow_root;
+	size_t max_token_size;
+	char *prompt;
+
+	struct kt_rule *rules;
+	size_t n_rules;
+
+	/* module arguments only */
+	char *helper;               /* NULL: compiled-in KT_HELPER_PATH */
+	bool debug;
+	bool use_first_pass;
+	bool try_first_pass;
+};
+
+/* Zeroes *cfg and sets every default. */
+void kt_config_init(struct kt_config *cfg);
+/* Frees everything *cfg owns and zeroes it. Safe on an initialised or zeroed struct. */
+void kt_config_free(struct kt_config *cfg);
+
+/*
+ * Parses module arguments (conf=, helper=, debug, use_first_pass, try_first_pass).
+ * *conf_path receives the conf= value (not owned) or KT_DEFAULT_CONF.
+ * Unknown or malformed arguments: KT_R_CONFIG with a message in err.
+ */
+enum kt_reason kt_config_parse_args(struct kt_config *cfg, int argc, const char **argv,
+                                        const char **conf_path, char *err, size_t errlen);
+
+/*
+ * Parses a whole config file held in memory; `name` is used in messages only.
+ * On error returns KT_R_CONFIG and writes "NAME:LINE: what is wrong" to err.
+ * Also checks the cross-key rules (required keys, one credential kind, timeouts).
+ */
+enum kt_reason kt_config_parse_buffer(struct kt_config *cfg, const char *name,
+                           const char *buf, size_t len, char *err, size_t errlen);
+
+/*
+ * Opens `path` safely (O_NOFOLLOW, regular file, owned by `owner`, not writable by
+ * group/other, at most KT_CONF_MAX_SIZE) and parses it. owner is 0 in production.
+ */
+enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t owner,
+                   char *err, size_t errlen);
+
+/*
+ * Strict decimal: the whole string is digits (no sign, no space, not empty) and the
+ * value lies in [min, max]. Returns true and sets *out on success.
+ */
+bool kt_parse_uint(const char *s, unsigned long long min, unsigned long long max,
+                   unsigned long long *out);
+
+#endif

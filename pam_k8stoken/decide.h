@@ -1,0 +1,46 @@
+/*
+ * One decision, shared by the PAM module and `k8stoken check`: may the holder of
+ * this token act as this local account? No PAM calls in here.
+ */
+#ifndef KT_DECIDE_H
+#define KT_DECIDE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "identity.h"
+#include "reason.h"
+
+struct kt_decision {
+	enum kt_reason reason;
+	struct kt_identity id;       /* filled when the API server vouched for a ServiceAccount */
+	bool account_checked;        /* user is a real local account name (safe to log) */
+	bool reviewed;               /* a TokenReview was attempted */
+	const char *server;          /* URL that gave the last answer (owned by the config) */
+	long http_status;
+	char detail[256];            /* escaped: server status.error, transport error, ... */
+	unsigned rule_line;          /* rule that decided, 0 if none */
+	uid_t local_uid;
+	long elapsed_ms;
+	char fingerprint[13];        /* 12 hex chars identifying the token in logs */
+};
+
+/* Wall time the module grants the helper: the configured timeout plus start-up slack. */
+long kt_review_deadline_ms(const struct kt_config *cfg);
+
+/*
+ * Runs the whole decision for token[0..len) and local account user. conf_path is
+ * handed to the helper, which reads the same file. d->reason is the outcome;
+ * release d with kt_decision_free. With user NULL (k8stoken check without --user)
+ * the account check and the rules are skipped: only the token is judged.
+ */
+enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
+                         const char *token, size_t len, const char *user,
+                         struct kt_decision *d);
+
+
+void kt_decision_free(struct kt_decision *d);
+
+#endif

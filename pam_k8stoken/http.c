@@ -1,0 +1,314 @@
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "review.h"
+#include "secure.h"
+
+#define CREDENTIAL_MAX (64 * 1024)
+#define USER_AGENT "pam_k8stoken/" KT_VERSION
+
+struct reply {
+	char *buf;
+	size_t len;
+	int too_large;
+	int content_type_json;
+};
+
+__attribute__((format(printf, 3, 4)))
+static void set_detail(char *detail, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	char raw[KT_PROTO_DETAIL_MAX];
+
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	kt_escape(raw, strlen(raw), detail, len);
+}
+
+/* Opens a secret file the way sshd treats host keys: no symlink, root's, no group/other bits. */
+static int open_private_file(const char *path, char *detail, size_t dlen, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		set_detail(detail, dlen, errno == ELOOP ? "%s is a symbolic link" : "%s cannot be opened", path);
+		return -1;
+	}
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		set_detail(detail, dlen, "%s is not a regular file", path);
+	} else if (st->st_uid != 0) {
+		set_detail(detail, dlen, "%s is not owned by root", path);
+	} else if ((st->st_mode & 077) != 0) {
+		set_detail(detail, dlen, "%s is accessible by group or others (want 0600)", path);
+	} else if (st->st_size > CREDENTIAL_MAX) {
+		set_detail(detail, dlen, "%s is larger than 64 KiB", path);
+	} else {
+		return fd;
+	}
+	close(fd);
+	return -1;
+}
+
+enum kt_reason kt_http_load_credential(const struct kt_config *cfg, char **out,
+                                       char *detail, size_t detail_len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	enum kt_reason rc = KT_R_REVIEWER_CREDENTIAL;
+	int fd;
+
+	*out = NULL;
+	if (cfg->reviewer_token_file == NULL) {
+		fd = open_private_file(cfg->client_key_file, detail, detail_len, &st);
+		if (fd < 0)
+			return KT_R_REVIEWER_CREDENTIAL;
+		close(fd);
+		return KT_R_OK;
+	}
+	fd = open_private_file(cfg->reviewer_token_file, detail, detail_len, &st);
+	if (fd < 0)
+		return KT_R_REVIEWER_CREDENTIAL;
+	buf = malloc(CREDENTIAL_MAX + 2);
+	if (buf == NULL) {
+		rc = KT_R_NOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, CREDENTIAL_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			set_detail(detail, detail_len, "%s cannot be read", cfg->reviewer_token_file);
+			goto out;
+		}
+		if (n == 0 || len + (size_t)n > CREDENTIAL_MAX)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CREDENTIAL_MAX) {
+		set_detail(detail, detail_len, "%s is larger than 64 KiB", cfg->reviewer_token_file);
+		goto out;
+	}
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len == 0) {
+		set_detail(detail, detail_len, "%s is empty", cfg->reviewer_token_file);
+		goto out;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)buf[i] < 0x21 || (unsigned char)buf[i] > 0x7e) {
+			set_detail(detail, detail_len,
+			           "%s holds a character not allowed in a bearer token",
+			           cfg->reviewer_token_file);
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	*out = buf;
+	buf = NULL;
+	rc = KT_R_OK;
+out:
+	kt_free_secret(buf, CREDENTIAL_MAX + 2);
+	close(fd);
+	return rc;
+}
+
+/* Caps the body while reading: CURLOPT_MAXFILESIZE does not stop a chunked reply. */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct reply *r = userp;
+	size_t n = size * nmemb;
+
+	if (r->len + n > KT_REPLY_MAX) {
+		r->too_large = 1;
+		return 0;
+	}
+	memcpy(r->buf + r->len, data, n);
+	r->len += n;
+	return n;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int is_json_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1;
+
+	return ct != NULL && strncasecmp(ct, want, n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static enum kt_reason classify_curl(CURLcode cc, const struct reply *r)
+{
+	switch (cc) {
+	case CURLE_OK:
+		return KT_R_OK;
+	case CURLE_WRITE_ERROR:
+		return r->too_large ? KT_R_REPLY_TOO_LARGE : KT_R_TRANSPORT;
+	case CURLE_FILESIZE_EXCEEDED:
+		return KT_R_REPLY_TOO_LARGE;
+	case CURLE_OPERATION_TIMEDOUT:
+		return KT_R_TIMEOUT;
+	default:
+		return KT_R_TRANSPORT;
+	}
+}
+
+static enum kt_reason classify_status(long status)
+{
+	if (status == 200 || status == 201)
+		return KT_R_OK;
+	if (status >= 300 && status < 400)
+		return KT_R_REDIRECT;
+	if (status == 401 || status == 403)
+		return KT_R_REVIEWER_REJECTED;
+	return KT_R_HTTP_STATUS;
+}
+
+static void attempt(const struct kt_config *cfg, const char *server, const char *bearer_header,
+                    const char *body, size_t body_len, long timeout_ms, struct reply *rep,
+                    struct kt_helper_result *res)
+{
+	char url[2048], errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *headers = NULL, *h;
+	const char *lines[] = { "Content-Type: application/json", "Accept: application/json",
+	                        bearer_header };
+	char *ct = NULL;
+	CURL *curl = curl_easy_init();
+	CURLcode cc;
+
+	res->http_status = 0;
+	res->detail[0] = '\0';
+	rep->len = 0;
+	rep->too_large = 0;
+	if (curl == NULL) {
+		res->reason = KT_R_NOMEM;
+		return;
+	}
+	snprintf(url, sizeof(url), "%s/apis/authentication.k8s.io/v1/tokenreviews", server);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		if (lines[i] == NULL)
+			continue;
+		h = curl_slist_append(headers, lines[i]);
+		if (h == NULL) {
+			res->reason = KT_R_NOMEM;
+			goto out;
+		}
+		headers = h;
+	}
+
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROXY, "");
+	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* The cluster CA alone: no system store, no CA directory. */
+	curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->ca_file);
+	curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+	if (cfg->client_cert_file != NULL) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, cfg->client_cert_file);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, cfg->client_key_file);
+	}
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout * 1000L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, USER_AGENT);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KT_REPLY_MAX);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, rep);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+
+	cc = curl_easy_perform(curl);
+	res->reason = classify_curl(cc, rep);
+	if (res->reason != KT_R_OK) {
+		set_detail(res->detail, sizeof(res->detail), "%s",
+		           errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &res->http_status);
+	res->reason = classify_status(res->http_status);
+	if (res->reason != KT_R_OK) {
+		set_detail(res->detail, sizeof(res->detail), "HTTP status %ld", res->http_status);
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
+	if (!is_json_type(ct)) {
+		res->reason = KT_R_MALFORMED_REPLY;
+		set_detail(res->detail, sizeof(res->detail), "content type %s is not JSON",
+		           ct != NULL ? ct : "(none)");
+	}
+out:
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
+}
+
+void kt_http_review(const struct kt_config *cfg, int only, const char *bearer,
+                    const char *body, size_t body_len, struct kt_helper_result *res)
+{
+	long long deadline = now_ms() + (long long)cfg->timeout * 1000;
+	struct reply rep = { 0 };
+	char *bearer_header = NULL;
+	size_t header_len = 0;
+
+	memset(res, 0, sizeof(*res));
+	res->reason = KT_R_TIMEOUT;
+	rep.buf = malloc(KT_REPLY_MAX);
+	if (bearer != NULL) {
+		header_len = strlen(bearer) + sizeof("Authorization: Bearer ");
+		bearer_header = malloc(header_len);
+		if (bearer_header != NULL)
+			snprintf(bearer_header, header_len, "Authorization: Bearer %s", bearer);
+	}
+	if (rep.buf == NULL || (bearer != NULL && bearer_header == NULL)) {
+		res->reason = KT_R_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_servers; i++) {
+		long long left = deadline - now_ms();
+
+		if (only >= 0 && (size_t)only != i)
+			continue;
+		if (left <= 0) {
+			res->reason = KT_R_TIMEOUT;
+			break;
+		}
+		res->server_index = (unsigned)i;
+		attempt(cfg, cfg->servers[i], bearer_header, body, body_len, (long)left, &rep, res);
+		if (res->reason == KT_R_OK || res->reason == KT_R_NOMEM)
+			break;
+	}
+	if (res->reason == KT_R_OK) {
+		res->body = rep.buf;
+		res->body_len = rep.len;
+		rep.buf = NULL;
+	}
+out:
+	kt_free_secret(rep.buf, KT_REPLY_MAX);
+	kt_free_secret(bearer_header, header_len);
+}

@@ -1,0 +1,261 @@
+/*
+ * k8stoken: the administrator's tool (PRODUCT §9).
+ *   k8stoken check [--conf F] [--user U] [--helper H]   token on stdin, decision on stdout
+ *   k8stoken selftest [--conf F] [--helper H]           connectivity, CA, reviewer RBAC
+ * Exit codes: 0 allowed / all good, 1 denied, 2 unavailable or failed check, 3 usage/config.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "decide.h"
+#include "review.h"
+#include "secure.h"
+#include "spawn.h"
+
+#define EXIT_ALLOW 0
+#define EXIT_DENY 1
+#define EXIT_UNAVAILABLE 2
+#define EXIT_USAGE 3
+
+/* A string that is JWT-shaped enough to be reviewed and certainly not valid anywhere. */
+#define SELFTEST_TOKEN "k8stoken-selftest.not-a-real-token.selftest"
+
+struct options {
+	const char *conf;
+	const char *user;
+	const char *helper;
+};
+
+static void usage(FILE *to)
+{
+	fprintf(to,
+	        "usage: k8stoken check [--conf FILE] [--user USER] [--helper PATH] < token\n"
+	        "       k8stoken selftest [--conf FILE] [--helper PATH]\n"
+	        "\n"
+	        "check     reads a ServiceAccount token on stdin and shows the decision\n"
+	        "          pam_k8stoken would make for USER (without --user: the token only)\n"
+	        "selftest  checks every server line: TLS against ca_file, the reviewer\n"
+	        "          credential, and that it may create tokenreviews\n"
+	        "\n"
+	        "FILE defaults to " KT_DEFAULT_CONF ".\n"
+	        "Exit status: 0 allowed/healthy, 1 denied, 2 unavailable, 3 usage or configuration.\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o, int allow_user)
+{
+	o->conf = KT_DEFAULT_CONF;
+	for (int i = 2; i < argc; i++) {
+		const char **slot = NULL;
+
+		if (strcmp(argv[i], "--conf") == 0)
+			slot = &o->conf;
+		else if (strcmp(argv[i], "--helper") == 0)
+			slot = &o->helper;
+		else if (allow_user && strcmp(argv[i], "--user") == 0)
+			slot = &o->user;
+		if (slot == NULL || i + 1 >= argc) {
+			fprintf(stderr, "k8stoken: unexpected argument '%s'\n", argv[i]);
+			return -1;
+		}
+		*slot = argv[++i];
+	}
+	return 0;
+}
+
+static int load_config(const struct options *o, struct kt_config *cfg)
+{
+	char err[512];
+
+	kt_config_init(cfg);
+	if (kt_config_load(cfg, o->conf, 0, err, sizeof(err)) != KT_R_OK) {
+		fprintf(stderr, "k8stoken: configuration refused: %s\n", err);
+		return -1;
+	}
+	if (o->helper != NULL) {
+		cfg->helper = strdup(o->helper);
+		if (cfg->helper == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static int exit_code(enum kt_reason r)
+{
+	switch (kt_reason_class(r)) {
+	case KT_CLASS_ALLOW:
+		return EXIT_ALLOW;
+	case KT_CLASS_DENY:
+		return EXIT_DENY;
+	default:
+		return r == KT_R_CONFIG ? EXIT_USAGE : EXIT_UNAVAILABLE;
+	}
+}
+
+/* Reads the token from stdin, dropping one trailing newline (echo, kubectl on a tty). */
+static char *read_stdin_token(size_t max, size_t *len)
+{
+	char *buf = malloc(max + 2);
+	size_t n = 0;
+
+	if (buf == NULL)
+		return NULL;
+	for (;;) {
+		ssize_t r = read(0, buf + n, max + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || n + (size_t)r > max)
+			break;
+		n += (size_t)r;
+	}
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static void print_decision(const struct kt_decision *d, const char *user)
+{
+	const struct kt_identity *id = &d->id;
+
+	printf("decision:        %s (%s)\n",
+	       d->reason == KT_R_OK ? (user ? "allow" : "token accepted") : "deny",
+	       kt_reason_name(d->reason));
+	if (id->username != NULL) {
+		printf("serviceaccount:  %s/%s\n", id->sa_namespace, id->sa_name);
+		printf("uid:             %s\n", id->uid);
+		printf("groups:         ");
+		for (size_t i = 0; i < id->n_groups; i++)
+			printf(" %s", id->groups[i]);
+		printf("\n");
+		if (id->credential_id != NULL)
+			printf("credential:      %s\n", id->credential_id);
+		if (id->pod_name != NULL)
+			printf("pod:             %s (%s)\n", id->pod_name, id->pod_uid ? id->pod_uid : "");
+		if (id->node_name != NULL)
+			printf("node:            %s\n", id->node_name);
+	}
+	if (user != NULL && d->account_checked)
+		printf("local user:      %s (uid %lu)\n", user, (unsigned long)d->local_uid);
+	if (d->rule_line != 0)
+		printf("rule:            line %u\n", d->rule_line);
+	if (d->reviewed)
+		printf("server:          %s (HTTP %ld)\n", d->server ? d->server : "-", d->http_status);
+	if (d->detail[0] != '\0')
+		printf("detail:          %s\n", d->detail);
+	printf("fingerprint:     %s\n", d->fingerprint);
+	printf("time:            %ld ms\n", d->elapsed_ms);
+	if (user == NULL && d->reason == KT_R_OK)
+		printf("note:            no --user given, mapping rules not evaluated\n");
+}
+
+static int cmd_check(const struct options *o)
+{
+	struct kt_config cfg;
+	struct kt_decision d;
+	char *token;
+	size_t len = 0, cap;
+	int rc;
+
+	if (load_config(o, &cfg) < 0) {
+		kt_config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	/* one byte more than allowed, so an over-long token reaches the size check */
+	cap = cfg.max_token_size + 1;
+	token = read_stdin_token(cap, &len);
+	if (token == NULL) {
+		kt_config_free(&cfg);
+		return EXIT_UNAVAILABLE;
+	}
+	kt_decide(&cfg, o->conf, token, len, o->user, &d);
+	print_decision(&d, o->user);
+	rc = exit_code(d.reason);
+	kt_decision_free(&d);
+	kt_free_secret(token, cap + 2);
+	kt_config_free(&cfg);
+	return rc;
+}
+
+/* One server: a review of a junk token must come back as a well-formed "not authenticated". */
+static int selftest_server(const struct kt_config *cfg, const char *conf, unsigned i)
+{
+	struct kt_helper_result res;
+	struct kt_identity id = { 0 };
+	char server_error[KT_SERVER_ERROR_MAX + 1] = "";
+	enum kt_reason r;
+	int ok = 0;
+
+	r = kt_spawn_review(cfg->helper ? cfg->helper : KT_HELPER_PATH, conf, (int)i,
+	                    SELFTEST_TOKEN, sizeof(SELFTEST_TOKEN) - 1,
+	                    kt_review_deadline_ms(cfg), &res);
+	if (r == KT_R_OK)
+		r = kt_review_parse_reply(res.body, res.body_len, cfg->audiences, cfg->n_audiences,
+		                          &id, server_error);
+	if (r == KT_R_UNAUTHENTICATED) {
+		printf("ok    %s: TLS verified, reviewer may create tokenreviews (HTTP %ld)\n",
+		       cfg->servers[i], res.http_status);
+		ok = 1;
+	} else if (r == KT_R_REVIEWER_REJECTED) {
+		printf("FAIL  %s: the reviewer credential was refused (HTTP %ld): check the token "
+		       "and its binding to system:auth-delegator\n", cfg->servers[i], res.http_status);
+	} else if (r == KT_R_OK) {
+		printf("FAIL  %s: the server accepted a junk token; do not trust it\n", cfg->servers[i]);
+	} else {
+		printf("FAIL  %s: %s%s%s\n", cfg->servers[i], kt_reason_name(r),
+		       res.detail[0] ? ": " : "", res.detail);
+	}
+	kt_identity_free(&id);
+	kt_helper_result_free(&res);
+	return ok;
+}
+
+static int cmd_selftest(const struct options *o)
+{
+	struct kt_config cfg;
+	unsigned good = 0;
+	size_t total;
+
+	if (load_config(o, &cfg) < 0) {
+		kt_config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	printf("ok    %s: configuration valid (%zu server%s, %zu audience%s, %zu rule%s)\n", o->conf,
+	       cfg.n_servers, cfg.n_servers == 1 ? "" : "s", cfg.n_audiences,
+	       cfg.n_audiences == 1 ? "" : "s", cfg.n_rules, cfg.n_rules == 1 ? "" : "s");
+	for (unsigned i = 0; i < cfg.n_servers; i++)
+		good += (unsigned)selftest_server(&cfg, o->conf, i);
+	total = cfg.n_servers;
+	printf("%u of %zu servers healthy\n", good, total);
+	kt_config_free(&cfg);
+	return good == total ? EXIT_ALLOW : EXIT_UNAVAILABLE;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (strcmp(argv[1], "check") == 0) {
+		if (parse_options(argc, argv, &o, 1) < 0)
+			return EXIT_USAGE;
+		return cmd_check(&o);
+	}
+	if (strcmp(argv[1], "selftest") == 0) {
+		if (parse_options(argc, argv, &o, 0) < 0)
+			return EXIT_USAGE;
+		return cmd_selftest(&o);
+	}
+	fprintf(stderr, "k8stoken: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

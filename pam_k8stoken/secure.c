@@ -1,0 +1,59 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "secure.h"
+
+void kt_free_secret(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, len);
+	free(p);
+}
+
+void kt_free_secret_str(char *s)
+{
+	if (s != NULL)
+		kt_free_secret(s, strlen(s));
+}
+
+void kt_escape(const char *in, size_t inlen, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (outlen < 4) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return;
+	}
+	for (size_t i = 0; i < inlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+		char piece[4];
+		size_t n;
+
+		if (c == '"' || c == '\\') {
+			piece[0] = '\\';
+			piece[1] = (char)c;
+			n = 2;
+		} else if (c < 0x20 || c > 0x7e) {
+			piece[0] = '\\';
+			piece[1] = 'x';
+			piece[2] = hex[c >> 4];
+			piece[3] = hex[c & 0xf];
+			n = 4;
+		} else {
+			piece[0] = (char)c;
+			n = 1;
+		}
+		/* keep room for "..." and the NUL */
+		if (o + n + 4 > outlen) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		memcpy(out + o, piece, n);
+		o += n;
+	}
+	out[o] = '\0';
+}

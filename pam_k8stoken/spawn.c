@@ -1,0 +1,196 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "review.h"
+#include "secure.h"
+#include "spawn.h"
+
+#define OUTPUT_MAX (KT_REPLY_MAX + KT_PROTO_HEADER_MAX + 8)
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for fd to be ready for `events` before the deadline; 1 ready, 0 timeout, -1 error. */
+static int wait_fd(int fd, short events, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - now_ms();
+		struct pollfd p = { .fd = fd, .events = events };
+		int n;
+
+		if (left <= 0)
+			return 0;
+		n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n > 0)
+			return 1;
+	}
+}
+
+static pid_t start_helper(const char *helper, const char *conf_path, int only, int child_fd)
+{
+	static char *const envp[] = { "PATH=/usr/bin:/bin", "LANG=C", NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	char server[16];
+	char *argv[6] = { (char *)"k8stoken-review", (char *)"--conf", (char *)conf_path, NULL };
+	pid_t pid = -1;
+	int err;
+
+	if (only >= 0) {
+		snprintf(server, sizeof(server), "%d", only);
+		argv[3] = (char *)"--server";
+		argv[4] = server;
+	}
+	sigemptyset(&none);
+	sigfillset(&all);
+	if (posix_spawn_file_actions_init(&fa) != 0)
+		return -1;
+	if (posix_spawnattr_init(&attr) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -1;
+	}
+	err = posix_spawn_file_actions_adddup2(&fa, child_fd, 0);
+	err = err ? err : posix_spawn_file_actions_adddup2(&fa, child_fd, 1);
+	err = err ? err : posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	err = err ? err : posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	/* The host's signal mask and handlers must not leak into the helper. */
+	err = err ? err : posix_spawnattr_setsigmask(&attr, &none);
+	err = err ? err : posix_spawnattr_setsigdefault(&attr, &all);
+	err = err ? err : posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (err == 0 && posix_spawn(&pid, helper, &fa, &attr, argv, envp) != 0)
+		pid = -1;
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+static int send_token(int fd, const char *token, size_t len, long long deadline)
+{
+	while (len > 0) {
+		ssize_t n;
+
+		if (wait_fd(fd, POLLOUT, deadline) != 1)
+			return -1;
+		n = send(fd, token, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return -1;
+		token += n;
+		len -= (size_t)n;
+	}
+	return shutdown(fd, SHUT_WR);
+}
+
+/* Reads until EOF; 0 done, -1 timeout or error, -2 output larger than any valid record. */
+static int read_output(int fd, char *buf, size_t *len, long long deadline)
+{
+	*len = 0;
+	for (;;) {
+		ssize_t n;
+
+		if (wait_fd(fd, POLLIN, deadline) != 1)
+			return -1;
+		n = recv(fd, buf + *len, OUTPUT_MAX - *len, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		*len += (size_t)n;
+		if (*len == OUTPUT_MAX)
+			return -2;
+	}
+}
+
+/* Kills (if still running) and reaps our own child; ECHILD means the host reaped it. */
+static void finish_child(pid_t pid, int pidfd, int kill_it, long long deadline)
+{
+	int status;
+
+	if (!kill_it && pidfd >= 0 && wait_fd(pidfd, POLLIN, deadline) != 1)
+		kill_it = 1;
+	if (kill_it) {
+		if (pidfd >= 0)
+			pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+		else
+			kill(pid, SIGKILL);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
+enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int only,
+                               const char *token, size_t token_len, long deadline_ms,
+                               struct kt_helper_result *res)
+{
+	long long deadline = now_ms() + deadline_ms;
+	int sv[2] = { -1, -1 }, pidfd = -1, rd;
+	char *out = NULL;
+	size_t out_len = 0;
+	pid_t pid;
+
+	memset(res, 0, sizeof(*res));
+	res->reason = KT_R_HELPER;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(res->detail, sizeof(res->detail), "socketpair: %s", strerror(errno));
+		return res->reason = KT_R_SYSTEM;
+	}
+	out = malloc(OUTPUT_MAX);
+	if (out == NULL) {
+		res->reason = KT_R_NOMEM;
+		goto out;
+	}
+	pid = start_helper(helper, conf_path, only, sv[1]);
+	close(sv[1]);
+	sv[1] = -1;
+	if (pid < 0) {
+		snprintf(res->detail, sizeof(res->detail), "cannot run %.200s", helper);
+		goto out;
+	}
+	pidfd = pidfd_open(pid, 0);   /* close-on-exec by definition */
+
+	if (send_token(sv[0], token, token_len, deadline) < 0) {
+		rd = -1;
+	} else {
+		rd = read_output(sv[0], out, &out_len, deadline);
+	}
+	finish_child(pid, pidfd, rd != 0, deadline);
+	if (rd == -1 && now_ms() >= deadline) {
+		res->reason = KT_R_TIMEOUT;
+		snprintf(res->detail, sizeof(res->detail), "no answer within %ld ms", deadline_ms);
+	} else if (rd != 0) {
+		snprintf(res->detail, sizeof(res->detail), "helper output unreadable");
+	} else if (kt_proto_parse(out, out_len, res) != KT_R_OK) {
+		snprintf(res->detail, sizeof(res->detail), "helper gave an incomplete answer");
+	}
+out:
+	if (pidfd >= 0)
+		close(pidfd);
+	if (sv[0] >= 0)
+		close(sv[0]);
+	kt_free_secret(out, OUTPUT_MAX);
+	return res->reason;
+}
