@@ -56,7 +56,8 @@ TOOL   := $(BUILD)/k8stoken
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check check-unit check-module check-asan check-valgrind demo bench deps install clean
+
+.PHONY: all test-programs check demo bench deps install clean
 all: $(MODULE) $(HELPER) $(TOOL)
 
 $(BUILD)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h) | $(BUILD)/obj
@@ -84,22 +85,23 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBK) $(SHARED_OBJS) | $(BUILD)/tes
 	  $(ALL_LDFLAGS) $(PKG_LIBS) -lcmocka -lpam
 
 $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
-	$(CC) $(ALL_CPPFLAGS) -I$(SRC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpam -ldl
+	$(CC) $(ALL_CPPFLAGS) -I$(SRC) $(ALL_CFLAGS) -rdynamic -o $@ $< $(ALL_LDFLAGS) -lpam -ldl
 
 deps:
 	sh tests/install-deps.sh
 
+test-programs: $(UNIT_TESTS) $(TEST_TOOLS)
+
 check: deps
-	$(MAKE) WERROR=$(or $(WERROR),1) all $(UNIT_TESTS) $(TEST_TOOLS)
-	sh tests/run.sh
+	/usr/bin/python3 tests/run.py
 
 demo: deps
 	$(MAKE) all
-	sh tests/demo.sh
+	/usr/bin/python3 tests/demo.py
 
 bench: deps
 	$(MAKE) all
-	sh tests/bench.sh
+	/usr/bin/python3 tests/bench.py
 
 install: all
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) \

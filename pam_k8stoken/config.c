@@ -1,0 +1,850 @@
+/*
+ * Configuration file and module arguments (PRODUCT §3).
+ *
+ * File grammar, one item per line:
+ *	key = value
+ *	map  SUBJECT TEMPLATE      (rule syntax is owned by rules.c)
+ *	deny SUBJECT
+ *	# comment
+ * Comments are whole lines only: '#' is ordinary text inside a value (a prompt may
+ * contain it), so "key = value # note" keeps "value # note" and fails validation
+ * where '#' is not allowed. Spaces and tabs around the line and around '=' are
+ * trimmed; any other control byte is an error (a CRLF file is refused rather than
+ * half understood). Only prompt may be double-quoted, to keep leading or trailing
+ * spaces; nothing is unescaped inside the quotes.
+ *
+ * Everything fails closed: unknown keys, bad values and repeated single-valued keys
+ * are errors, reported once as "NAME:LINE: key: what is wrong".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "rules.h"
+#include "secure.h"
+
+#define MAX_LINE      4096
+#define MAX_SERVERS   8
+#define MAX_AUDIENCES 16
+#define ESC_LEN       160   /* a quoted value inside a message */
+#define NAME_ESC_LEN  256   /* the file name at the start of a message */
+
+enum opt_type {
+	OPT_SERVER, OPT_AUDIENCE, OPT_PATH, OPT_PROMPT, OPT_BOOL,
+	OPT_UINT,   /* unsigned */
+	OPT_ULONG,  /* unsigned long */
+	OPT_SIZE,   /* size_t */
+};
+
+/* One row per key: type, storage and range (pam-krb5 style). Sorted by key. */
+struct opt {
+	const char *key;
+	enum opt_type type;
+	size_t offset;
+	unsigned long long min, max;
+};
+
+#define OFF(field) offsetof(struct kt_config, field)
+
+static const struct opt opts[] = {
+	{ "allow_legacy_tokens", OPT_BOOL,     OFF(allow_legacy_tokens), 0, 0 },
+	{ "allow_root",          OPT_BOOL,     OFF(allow_root),          0, 0 },
+	{ "audience",            OPT_AUDIENCE, OFF(audiences),           0, 0 },
+	{ "ca_file",             OPT_PATH,     OFF(ca_file),             0, 0 },
+	{ "cache_dir",           OPT_PATH,     OFF(cache_dir),           0, 0 },
+	{ "cache_ttl",           OPT_UINT,     OFF(cache_ttl),           0, 3600 },
+	{ "client_cert_file",    OPT_PATH,     OFF(client_cert_file),    0, 0 },
+	{ "client_key_file",     OPT_PATH,     OFF(client_key_file),     0, 0 },
+	{ "connect_timeout",     OPT_UINT,     OFF(connect_timeout),     1, 30 },
+	{ "max_token_size",      OPT_SIZE,     OFF(max_token_size),      64, 1048576 },
+	{ "min_uid",             OPT_ULONG,    OFF(min_uid),             0, 4294967294ULL },
+	{ "negative_cache_ttl",  OPT_UINT,     OFF(negative_cache_ttl),  0, 300 },
+	{ "prompt",              OPT_PROMPT,   OFF(prompt),              0, 0 },
+	{ "reviewer_token_file", OPT_PATH,     OFF(reviewer_token_file), 0, 0 },
+	{ "server",              OPT_SERVER,   OFF(servers),             0, 0 },
+	{ "timeout",             OPT_UINT,     OFF(timeout),             1, 60 },
+};
+
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+struct parser {
+	struct kt_config *cfg;
+	const char *name;
+	unsigned line;
+	unsigned seen[N_OPTS];  /* line of the first occurrence, 0 = absent */
+	char *err;
+	size_t errlen;
+};
+
+__attribute__((format(printf, 5, 0)))
+static void vput_err(char *err, size_t errlen, const char *name, unsigned line,
+		     const char *fmt, va_list ap)
+{
+	char ename[NAME_ESC_LEN];
+	int n = 0;
+
+	if (err == NULL || errlen == 0)
+		return;
+	err[0] = '\0';
+	if (name != NULL) {
+		kt_escape(name, strlen(name), ename, sizeof(ename));
+		if (line > 0)
+			n = snprintf(err, errlen, "%s:%u: ", ename, line);
+		else
+			n = snprintf(err, errlen, "%s: ", ename);
+		if (n < 0 || (size_t)n >= errlen)
+			return;
+	}
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+}
+
+__attribute__((format(printf, 3, 4)))
+static enum kt_reason fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vput_err(err, errlen, NULL, 0, fmt, ap);
+	va_end(ap);
+	return KT_R_CONFIG;
+}
+
+/* Error at the current line; line 0 means a whole-file problem. */
+__attribute__((format(printf, 3, 4)))
+static enum kt_reason perr_at(const struct parser *p, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vput_err(p->err, p->errlen, p->name, line, fmt, ap);
+	va_end(ap);
+	return KT_R_CONFIG;
+}
+
+#define perr(p, ...) perr_at((p), (p)->line, __VA_ARGS__)
+
+static enum kt_reason nomem(char *err, size_t errlen)
+{
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "out of memory");
+	return KT_R_NOMEM;
+}
+
+/* Values are quoted into messages escaped and capped. */
+static void quote(const char *s, char out[ESC_LEN])
+{
+	kt_escape(s, strlen(s), out, ESC_LEN);
+}
+
+bool kt_parse_uint(const char *s, unsigned long long min, unsigned long long max,
+		   unsigned long long *out)
+{
+	unsigned long long v = 0;
+
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		unsigned d;
+
+		if (*s < '0' || *s > '9')
+			return false;
+		d = (unsigned)(*s - '0');
+		if (v > (ULLONG_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	if (v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+void kt_config_init(struct kt_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->connect_timeout = 2;
+	cfg->timeout = 5;
+	cfg->cache_ttl = 30;
+	cfg->negative_cache_ttl = 5;
+	cfg->min_uid = 1000;
+	cfg->max_token_size = 16384;
+	/* Best effort: a failed strdup here is retried, and reported, by the parser. */
+	cfg->cache_dir = strdup(KT_DEFAULT_CACHE_DIR);
+	cfg->prompt = strdup(KT_DEFAULT_PROMPT);
+}
+
+static void free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+void kt_config_free(struct kt_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->path);
+	free_list(cfg->servers, cfg->n_servers);
+	free(cfg->ca_file);
+	free(cfg->reviewer_token_file);
+	free(cfg->client_cert_file);
+	free(cfg->client_key_file);
+	free_list(cfg->audiences, cfg->n_audiences);
+	free(cfg->cache_dir);
+	free(cfg->prompt);
+	for (size_t i = 0; i < cfg->n_rules; i++)
+		kt_rule_free(&cfg->rules[i]);
+	free(cfg->rules);
+	free(cfg->helper);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static const struct opt *find_opt(const char *key, size_t *index)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (strcmp(opts[i].key, key) == 0) {
+			*index = i;
+			return &opts[i];
+		}
+	}
+	return NULL;
+}
+
+static unsigned seen_line(const struct parser *p, const char *key)
+{
+	size_t i;
+
+	return find_opt(key, &i) != NULL ? p->seen[i] : 0;
+}
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static char *skip_ws(char *s)
+{
+	while (is_ws(*s))
+		s++;
+	return s;
+}
+
+static bool is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool is_alnum(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* An absolute path: NULL if fine, else what is wrong. Shared with the module arguments. */
+static const char *check_path(const char *v)
+{
+	if (v[0] != '/')
+		return "is not an absolute path";
+	if (strlen(v) >= PATH_MAX)
+		return "is too long";
+	for (const char *s = v; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c <= 0x20 || c == 0x7f)
+			return "contains whitespace or a control character";
+	}
+	return NULL;
+}
+
+static const char *check_port(const char *s, size_t len)
+{
+	unsigned long v = 0;
+
+	if (len == 0 || len > 5)
+		return "has an invalid port";
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return "has an invalid port";
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return "has an invalid port";
+	return NULL;
+}
+
+/* host, [v6], host:port or [v6]:port; the authority has no '@' by now. */
+static const char *check_authority(const char *a, size_t len)
+{
+	size_t hlen;
+
+	if (len == 0)
+		return "has no host";
+	if (a[0] == '[') {
+		const char *close = memchr(a, ']', len);
+		bool colon = false;
+
+		if (close == NULL)
+			return "has an invalid IPv6 address";
+		hlen = (size_t)(close - a) + 1;
+		for (size_t i = 1; i + 1 < hlen; i++) {
+			if (a[i] == ':')
+				colon = true;
+			else if (!is_hex(a[i]) && a[i] != '.')
+				return "has an invalid IPv6 address";
+		}
+		if (!colon)
+			return "has an invalid IPv6 address";
+	} else {
+		const char *colon = memchr(a, ':', len);
+
+		hlen = colon != NULL ? (size_t)(colon - a) : len;
+		if (hlen == 0)
+			return "has no host";
+		if (hlen > 253 || a[0] == '-' || a[0] == '.')
+			return "has an invalid host name";
+		for (size_t i = 0; i < hlen; i++)
+			if (!is_alnum(a[i]) && a[i] != '-' && a[i] != '.')
+				return "has an invalid host name";
+	}
+	if (hlen == len)
+		return NULL;
+	if (a[hlen] != ':')
+		return "has an invalid host";
+	return check_port(a + hlen + 1, len - hlen - 1);
+}
+
+/* https://HOST[:PORT][/path-prefix] only (SECURITY B04). NULL if fine. */
+static const char *check_server(const char *v)
+{
+	static const char path_chars[] = "-._~/:+,;=!$&'()*";
+	const char *auth, *slash;
+
+	for (const char *s = v; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c <= 0x20 || c >= 0x7f)
+			return "contains whitespace, a control or a non-ASCII character";
+	}
+	if (strncmp(v, "https://", 8) != 0)
+		return "is not an https:// URL";
+	if (strchr(v, '@') != NULL)
+		return "must not contain user information ('@')";
+	if (strpbrk(v, "?#") != NULL)
+		return "must not contain a query or a fragment";
+	auth = v + 8;
+	slash = strchr(auth, '/');
+	{
+		const char *why = check_authority(auth, slash != NULL ? (size_t)(slash - auth)
+								   : strlen(auth));
+		if (why != NULL)
+			return why;
+	}
+	for (const char *s = slash; s != NULL && *s != '\0'; s++) {
+		if (*s == '%') {
+			if (!is_hex(s[1]) || !is_hex(s[2]))
+				return "has an invalid percent escape in its path";
+			s += 2;
+		} else if (!is_alnum(*s) && strchr(path_chars, *s) == NULL) {
+			return "has an invalid character in its path";
+		}
+	}
+	return NULL;
+}
+
+/* Printable text: valid UTF-8 without C0/C1 controls (a prompt reaches a terminal). */
+static bool printable_utf8(const char *v)
+{
+	const unsigned char *s = (const unsigned char *)v;
+
+	while (*s != '\0') {
+		unsigned cp;
+		int more;
+
+		if (*s < 0x80) {
+			if (*s < 0x20 || *s == 0x7f)
+				return false;
+			s++;
+			continue;
+		}
+		if (*s >= 0xc2 && *s <= 0xdf) {
+			cp = *s & 0x1fU;
+			more = 1;
+		} else if (*s >= 0xe0 && *s <= 0xef) {
+			cp = *s & 0x0fU;
+			more = 2;
+		} else if (*s >= 0xf0 && *s <= 0xf4) {
+			cp = *s & 0x07U;
+			more = 3;
+		} else {
+			return false;
+		}
+		s++;
+		for (int i = 0; i < more; i++, s++) {
+			if ((*s & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (*s & 0x3fU);
+		}
+		/* overlong, surrogates, beyond U+10FFFF, C1 controls */
+		if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ||
+		    (cp >= 0x80 && cp <= 0x9f))
+			return false;
+	}
+	return true;
+}
+
+static enum kt_reason append(char ***list, size_t *n, const char *v, size_t vlen,
+			     char *err, size_t errlen)
+{
+	char **grown;
+	char *copy = strndup(v, vlen);
+
+	if (copy == NULL)
+		return nomem(err, errlen);
+	grown = realloc(*list, (*n + 1) * sizeof(**list));
+	if (grown == NULL) {
+		free(copy);
+		return nomem(err, errlen);
+	}
+	grown[(*n)++] = copy;
+	*list = grown;
+	return KT_R_OK;
+}
+
+static bool in_list(char *const *list, size_t n, const char *v, size_t vlen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i]) == vlen && memcmp(list[i], v, vlen) == 0)
+			return true;
+	return false;
+}
+
+static enum kt_reason set_server(struct parser *p, const char *v)
+{
+	struct kt_config *cfg = p->cfg;
+	const char *why = check_server(v);
+	char q[ESC_LEN];
+	size_t len = strlen(v);
+
+	quote(v, q);
+	if (why != NULL)
+		return perr(p, "server: \"%s\" %s", q, why);
+	/* https://host/ and https://host are the same server */
+	while (len > 8 && v[len - 1] == '/')
+		len--;
+	if (in_list(cfg->servers, cfg->n_servers, v, len))
+		return perr(p, "server: \"%s\" is given twice", q);
+	if (cfg->n_servers >= MAX_SERVERS)
+		return perr(p, "server: more than %d servers", MAX_SERVERS);
+	return append(&cfg->servers, &cfg->n_servers, v, len, p->err, p->errlen);
+}
+
+static enum kt_reason set_audience(struct parser *p, const char *v)
+{
+	struct kt_config *cfg = p->cfg;
+	char q[ESC_LEN];
+
+	quote(v, q);
+	/* no quotes or backslashes either: the value goes into a JSON request */
+	for (const char *s = v; *s != '\0'; s++)
+		if (*s <= 0x20 || *s >= 0x7f || *s == '"' || *s == '\\')
+			return perr(p, "audience: \"%s\" must be printable ASCII without "
+				    "spaces, quotes or backslashes", q);
+	if (in_list(cfg->audiences, cfg->n_audiences, v, strlen(v)))
+		return perr(p, "audience: \"%s\" is given twice", q);
+	if (cfg->n_audiences >= MAX_AUDIENCES)
+		return perr(p, "audience: more than %d audiences", MAX_AUDIENCES);
+	return append(&cfg->audiences, &cfg->n_audiences, v, strlen(v), p->err, p->errlen);
+}
+
+static enum kt_reason set_string(struct parser *p, char **slot, const char *v, size_t len)
+{
+	char *copy = strndup(v, len);
+
+	if (copy == NULL)
+		return nomem(p->err, p->errlen);
+	free(*slot);   /* the default */
+	*slot = copy;
+	return KT_R_OK;
+}
+
+static enum kt_reason set_prompt(struct parser *p, char **slot, const char *v)
+{
+	size_t len = strlen(v);
+	char *inner;
+
+	if (v[0] == '"') {
+		if (len < 2 || v[len - 1] != '"')
+			return perr(p, "prompt: missing closing '\"'");
+		v++;
+		len -= 2;
+	}
+	if (len == 0)
+		return perr(p, "prompt: is empty");
+	inner = strndup(v, len);
+	if (inner == NULL)
+		return nomem(p->err, p->errlen);
+	if (!printable_utf8(inner)) {
+		free(inner);
+		return perr(p, "prompt: contains a control character or invalid UTF-8");
+	}
+	free(*slot);
+	*slot = inner;
+	return KT_R_OK;
+}
+
+static enum kt_reason set_value(struct parser *p, const struct opt *o, const char *v)
+{
+	char *base = (char *)p->cfg;
+	char q[ESC_LEN];
+	unsigned long long n;
+	const char *why;
+
+	quote(v, q);
+	switch (o->type) {
+	case OPT_SERVER:
+		return set_server(p, v);
+	case OPT_AUDIENCE:
+		return set_audience(p, v);
+	case OPT_PROMPT:
+		return set_prompt(p, (char **)(void *)(base + o->offset), v);
+	case OPT_PATH:
+		why = check_path(v);
+		if (why != NULL)
+			return perr(p, "%s: \"%s\" %s", o->key, q, why);
+		return set_string(p, (char **)(void *)(base + o->offset), v, strlen(v));
+	case OPT_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+			*(bool *)(void *)(base + o->offset) = true;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+			*(bool *)(void *)(base + o->offset) = false;
+		else
+			return perr(p, "%s: \"%s\" is not yes, no, true or false", o->key, q);
+		return KT_R_OK;
+	case OPT_UINT:
+	case OPT_ULONG:
+	case OPT_SIZE:
+		if (!kt_parse_uint(v, o->min, o->max, &n))
+			return perr(p, "%s: \"%s\" is not a number between %llu and %llu",
+				    o->key, q, o->min, o->max);
+		/* o->max keeps every value within its field */
+		if (o->type == OPT_UINT)
+			*(unsigned *)(void *)(base + o->offset) = (unsigned)n;
+		else if (o->type == OPT_ULONG)
+			*(unsigned long *)(void *)(base + o->offset) = (unsigned long)n;
+		else
+			*(size_t *)(void *)(base + o->offset) = (size_t)n;
+		return KT_R_OK;
+	}
+	return perr(p, "%s: internal error", o->key);
+}
+
+static enum kt_reason add_rule(struct parser *p, enum kt_rule_action action, char *text)
+{
+	struct kt_config *cfg = p->cfg;
+	struct kt_rule rule, *grown;
+	char rerr[512];
+	enum kt_reason r;
+
+	rerr[0] = '\0';
+	r = kt_rule_parse(&rule, action, skip_ws(text), rerr, sizeof(rerr));
+	if (r == KT_R_NOMEM)
+		return nomem(p->err, p->errlen);
+	if (r != KT_R_OK)
+		return perr(p, "%s", rerr);
+	rule.line = p->line;
+	grown = realloc(cfg->rules, (cfg->n_rules + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		kt_rule_free(&rule);
+		return nomem(p->err, p->errlen);
+	}
+	grown[cfg->n_rules++] = rule;
+	cfg->rules = grown;
+	return KT_R_OK;
+}
+
+static bool is_word(const char *s, size_t len, const char *word)
+{
+	return len == strlen(word) && memcmp(s, word, len) == 0 &&
+	       (is_ws(s[len]) || s[len] == '\0');
+}
+
+/* line is NUL-terminated, at most MAX_LINE bytes, and holds no NUL of its own. */
+static enum kt_reason parse_line(struct parser *p, char *line)
+{
+	char *s = skip_ws(line), *end, *key, *eq, *v;
+	size_t klen, index;
+	bool has_eq;
+	const struct opt *o;
+	char q[ESC_LEN];
+
+	end = s + strlen(s);
+	while (end > s && is_ws(end[-1]))
+		*--end = '\0';
+	if (*s == '\0' || *s == '#')
+		return KT_R_OK;
+	for (const char *c = s; *c != '\0'; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return perr(p, "contains a control character (\\x%02x)",
+				    (unsigned)(unsigned char)*c);
+
+	klen = strcspn(s, " \t=");
+	if (is_word(s, klen, "map"))
+		return add_rule(p, KT_RULE_MAP, s + klen);
+	if (is_word(s, klen, "deny"))
+		return add_rule(p, KT_RULE_DENY, s + klen);
+
+	if (klen == 0)
+		return perr(p, "expected \"key = value\", found no key");
+	key = s;
+	eq = skip_ws(s + klen);
+	has_eq = *eq == '=';
+	key[klen] = '\0';   /* may overwrite the '=' itself; has_eq remembers it */
+	quote(key, q);
+	o = find_opt(key, &index);
+	if (o == NULL)
+		return perr(p, "unknown key \"%s\"", q);
+	if (!has_eq)
+		return perr(p, "%s: expected \"%s = value\"", o->key, o->key);
+	v = skip_ws(eq + 1);
+	if (*v == '\0')
+		return perr(p, "%s: value is empty", o->key);
+	if (o->type != OPT_SERVER && o->type != OPT_AUDIENCE && p->seen[index] != 0)
+		return perr(p, "%s: given twice (first on line %u)", o->key, p->seen[index]);
+	if (p->seen[index] == 0)
+		p->seen[index] = p->line;
+	return set_value(p, o, v);
+}
+
+/* Cross-key rules; error lines point at the key that made the combination wrong. */
+static enum kt_reason finish(struct parser *p)
+{
+	struct kt_config *cfg = p->cfg;
+	unsigned l_tok = seen_line(p, "reviewer_token_file");
+	unsigned l_cert = seen_line(p, "client_cert_file");
+	unsigned l_key = seen_line(p, "client_key_file");
+	unsigned l_ct = seen_line(p, "connect_timeout");
+	unsigned l_t = seen_line(p, "timeout");
+
+	if (cfg->n_servers == 0)
+		return perr_at(p, 0, "missing required key \"server\"");
+	if (cfg->ca_file == NULL)
+		return perr_at(p, 0, "missing required key \"ca_file\"");
+	if (cfg->n_audiences == 0)
+		return perr_at(p, 0, "missing required key \"audience\"");
+	if (l_tok != 0 && (l_cert != 0 || l_key != 0)) {
+		unsigned l = l_tok > l_cert ? l_tok : l_cert;
+
+		return perr_at(p, l > l_key ? l : l_key,
+			       "reviewer_token_file and client_cert_file/client_key_file are "
+			       "mutually exclusive: configure one credential");
+	}
+	if (l_cert != 0 && l_key == 0)
+		return perr_at(p, l_cert, "client_cert_file: requires client_key_file");
+	if (l_key != 0 && l_cert == 0)
+		return perr_at(p, l_key, "client_key_file: requires client_cert_file");
+	if (l_tok == 0 && l_cert == 0)
+		return perr_at(p, 0, "missing credential: set reviewer_token_file, or "
+			       "client_cert_file and client_key_file");
+	if (cfg->connect_timeout > cfg->timeout) {
+		/* only an explicit connect_timeout is an error; the default follows timeout */
+		if (l_ct == 0)
+			cfg->connect_timeout = cfg->timeout;
+		else
+			return perr_at(p, l_ct > l_t ? l_ct : l_t,
+				       "connect_timeout (%u) must not exceed timeout (%u)",
+				       cfg->connect_timeout, cfg->timeout);
+	}
+	if (cfg->cache_dir == NULL && (cfg->cache_dir = strdup(KT_DEFAULT_CACHE_DIR)) == NULL)
+		return nomem(p->err, p->errlen);
+	if (cfg->prompt == NULL && (cfg->prompt = strdup(KT_DEFAULT_PROMPT)) == NULL)
+		return nomem(p->err, p->errlen);
+	return KT_R_OK;
+}
+
+enum kt_reason kt_config_parse_buffer(struct kt_config *cfg, const char *name,
+				      const char *buf, size_t len, char *err, size_t errlen)
+{
+	struct parser p = { .cfg = cfg, .name = name, .err = err, .errlen = errlen };
+	const char *pos = buf, *end = buf;
+	char line[MAX_LINE + 1];
+	char *path;
+	enum kt_reason r;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (name == NULL)
+		p.name = name = "(config)";
+	path = strdup(name);
+	if (path == NULL)
+		return nomem(err, errlen);
+	free(cfg->path);
+	cfg->path = path;
+
+	if (buf != NULL)
+		end += len;   /* buf may be NULL when len is 0 */
+	while (pos < end) {
+		const char *nl = memchr(pos, '\n', (size_t)(end - pos));
+		size_t n = (size_t)((nl != NULL ? nl : end) - pos);
+
+		p.line++;
+		if (memchr(pos, '\0', n) != NULL)
+			return perr(&p, "contains a NUL byte");
+		if (n > MAX_LINE)
+			return perr(&p, "line is longer than %d characters", MAX_LINE);
+		memcpy(line, pos, n);
+		line[n] = '\0';
+		r = parse_line(&p, line);
+		if (r != KT_R_OK)
+			return r;
+		pos = nl != NULL ? nl + 1 : end;
+	}
+	return finish(&p);
+}
+
+enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t owner,
+			      char *err, size_t errlen)
+{
+	char epath[NAME_ESC_LEN], ebuf[128];
+	enum kt_reason r = KT_R_CONFIG;
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+	int fd;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (path == NULL || *path == '\0')
+		return fail(err, errlen, "no configuration file given");
+	kt_escape(path, strlen(path), epath, sizeof(epath));
+	/* O_NONBLOCK: a FIFO planted at the path must not hang us before fstat refuses it */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		int e = errno;
+
+		if (e == ENOENT)
+			return fail(err, errlen, "%s does not exist", epath);
+		if (e == ELOOP)
+			return fail(err, errlen, "%s is a symbolic link", epath);
+		if (e == ENOMEM)
+			return nomem(err, errlen);
+		return fail(err, errlen, "%s cannot be opened: %s", epath,
+			    strerror_r(e, ebuf, sizeof(ebuf)));
+	}
+	if (fstat(fd, &st) != 0) {
+		fail(err, errlen, "%s cannot be examined: %s", epath,
+		     strerror_r(errno, ebuf, sizeof(ebuf)));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fail(err, errlen, "%s is not a regular file", epath);
+		goto out;
+	}
+	if (st.st_uid != owner) {
+		fail(err, errlen, "%s is owned by uid %lu, expected %lu", epath,
+		     (unsigned long)st.st_uid, (unsigned long)owner);
+		goto out;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		fail(err, errlen, "%s is writable by group or others", epath);
+		goto out;
+	}
+	if (st.st_size > KT_CONF_MAX_SIZE) {
+		fail(err, errlen, "%s is larger than %d bytes", epath, KT_CONF_MAX_SIZE);
+		goto out;
+	}
+	/* one byte more than allowed, to notice a file that grew after fstat */
+	buf = malloc(KT_CONF_MAX_SIZE + 1);
+	if (buf == NULL) {
+		r = nomem(err, errlen);
+		goto out;
+	}
+	while (n < KT_CONF_MAX_SIZE + 1) {
+		ssize_t k = read(fd, buf + n, KT_CONF_MAX_SIZE + 1 - n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			fail(err, errlen, "%s cannot be read: %s", epath,
+			     strerror_r(errno, ebuf, sizeof(ebuf)));
+			goto out;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	if (n > KT_CONF_MAX_SIZE) {
+		fail(err, errlen, "%s is larger than %d bytes", epath, KT_CONF_MAX_SIZE);
+		goto out;
+	}
+	r = kt_config_parse_buffer(cfg, path, buf, n, err, errlen);
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+static enum kt_reason arg_path(const char *arg, const char *v, char *err, size_t errlen)
+{
+	char q[ESC_LEN];
+	const char *why = check_path(v);
+
+	if (why == NULL)
+		return KT_R_OK;
+	quote(arg, q);
+	return fail(err, errlen, "module argument \"%s\": path %s", q, why);
+}
+
+enum kt_reason kt_config_parse_args(struct kt_config *cfg, int argc, const char **argv,
+				    const char **conf_path, char *err, size_t errlen)
+{
+	const char *conf = NULL;
+	char q[ESC_LEN];
+	enum kt_reason r;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (a == NULL)
+			return fail(err, errlen, "module argument %d is missing", i + 1);
+		if (strncmp(a, "conf=", 5) == 0) {
+			if (conf != NULL)
+				return fail(err, errlen, "module argument conf= is given twice");
+			if ((r = arg_path(a, a + 5, err, errlen)) != KT_R_OK)
+				return r;
+			conf = a + 5;
+		} else if (strncmp(a, "helper=", 7) == 0) {
+			if (cfg->helper != NULL)
+				return fail(err, errlen, "module argument helper= is given twice");
+			if ((r = arg_path(a, a + 7, err, errlen)) != KT_R_OK)
+				return r;
+			if ((cfg->helper = strdup(a + 7)) == NULL)
+				return nomem(err, errlen);
+		} else if (strcmp(a, "debug") == 0) {
+			cfg->debug = true;
+		} else if (strcmp(a, "use_first_pass") == 0) {
+			cfg->use_first_pass = true;
+		} else if (strcmp(a, "try_first_pass") == 0) {
+			cfg->try_first_pass = true;
+		} else {
+			quote(a, q);
+			return fail(err, errlen, "unknown module argument \"%s\"", q);
+		}
+	}
+	if (cfg->use_first_pass && cfg->try_first_pass)
+		return fail(err, errlen, "module arguments use_first_pass and try_first_pass "
+			    "are mutually exclusive");
+	if (conf_path != NULL)
+		*conf_path = conf != NULL ? conf : KT_DEFAULT_CONF;
+	return KT_R_OK;
+}

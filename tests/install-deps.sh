@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages that building, `make demo` and `make check` need,
+# and only those that are missing. Needs root when something is missing.
+set -eu
+
+PACKAGES="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev libjson-c-dev libssl-dev
+libcmocka-dev libpam-wrapper libnss-wrapper openssl curl jq valgrind
+python3 python3-pytest python3-cryptography python3-jwt python3-kubernetes"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: these Debian packages are missing and installing them needs root:$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,285 @@
+"""SECURITY.md D01-D10, D13, E01, E06, L02-L04: what the module does with what PAM
+hands it, with its own arguments, and with a hostile environment."""
+import base64
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import AUDIENCE, HELPER
+from listeners import CountingListener
+
+TR = "/apis/authentication.k8s.io/v1/tokenreviews"
+IGNORED = "PAM_PERM_DENIED"   # a stack whose only module says PAM_IGNORE denies with this
+JUNK = "\b\n\r\177INCORRECT"  # what sshd passes for invalid users and refused root
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def shaped_jwt(sig_len=342, header=None, payload=None):
+    header = header or {"alg": "RS256", "kid": "k" * 43}
+    payload = payload or {"aud": [AUDIENCE], "exp": 4102444800, "iss": "x", "sub": "y"}
+    return ".".join([b64(json.dumps(header).encode()), b64(json.dumps(payload).encode()),
+                     "A" * sig_len])
+
+
+def reviews(h):
+    return h.api.requests()["counts"].get(TR, 0)
+
+
+def assert_local_only(h, r, code, reason):
+    assert r.code == code, r
+    assert r.decision()["reason"] == reason
+    assert reviews(h) == 0
+
+
+def test_d01_empty_and_null_answers(h):
+    h.api.reset_requests()
+    assert_local_only(h, h.run("alice", ""), "PAM_AUTH_ERR", "empty_token")
+    assert_local_only(h, h.run("alice", []), "PAM_AUTH_ERR", "empty_token")
+
+
+@pytest.mark.parametrize("size", [8 * 1024 + 1, 64 * 1024, 1024 * 1024])
+def test_d02_oversized_tokens_refused_before_network(h, size):
+    h.write_conf(extra="max_token_size = 8192")
+    h.api.reset_requests()
+    r = h.run("alice", "a" * size)
+    assert_local_only(h, r, "PAM_AUTH_ERR", "token_too_long")
+
+
+def pad_to_length(h, length):
+    """A real, valid token of exactly `length` characters, or the nearest longer one."""
+    base = h.mint(namespace="pam", name="pam-user", audiences=[AUDIENCE])
+    for extra in range(0, 8):
+        need = length - len(base) + extra
+        filler = max(0, need * 3 // 4 - 8)
+        tok = h.mint(namespace="pam", name="pam-user", audiences=[AUDIENCE],
+                     claims_override={"zz": "p" * filler})
+        if len(tok) >= length:
+            return tok
+    return tok
+
+
+@pytest.mark.parametrize("length", [1023, 1024, 1025, 4095, 4096])
+def test_d03_length_boundaries_accepted(h, length):
+    tok = pad_to_length(h, length)
+    assert length <= len(tok) <= length + 4
+    assert h.run("alice", tok).code == "PAM_SUCCESS"
+
+
+@pytest.mark.parametrize("bad", ["\0", "\n", "\r", "\t", " ", '"', "\\", "%", "{", "\u00e9", "\xff"])
+def test_d04_forbidden_characters_refused_locally(h, bad):
+    tok = h.token()
+    tok = tok[:100] + bad + tok[100:]
+    h.api.reset_requests()
+    r = h.run("alice", tok)
+    assert r.code in (IGNORED, "PAM_AUTH_ERR")
+    assert reviews(h) == 0
+
+
+def test_d05_json_injection_never_rewrites_the_request(h):
+    injection = 'a.b.c","audiences":["https://kubernetes.default.svc'
+    h.api.reset_requests()
+    r = h.run("alice", injection)
+    assert_local_only(h, r, IGNORED, "not_jwt")
+    # The helper itself (which does no shape check) must send it as one literal string.
+    proc = subprocess.run([HELPER, "--conf", h.conf], input=injection.encode(),
+                          capture_output=True, env={"PATH": "/usr/bin:/bin"})
+    h.captured.append(proc.stdout.decode(errors="replace"))
+    assert b"reason ok" in proc.stdout
+    sent = [q for q in h.api.requests()["last"] if q["path"] == TR][-1]["body"]
+    body = json.loads(sent)
+    assert body["spec"] == {"token": injection, "audiences": [AUDIENCE]}
+
+
+@pytest.mark.parametrize("text", [
+    "password", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "!!!.b.c",
+    shaped_jwt(header={"alg": "none"}), shaped_jwt(header={"alg": "HS256"}),
+    "eyJub3QganNvbg.eyJ4IjoxfQ." + "A" * 342, shaped_jwt(sig_len=341),
+])
+def test_d06_not_a_jwt_is_ignored_without_network(h, text):
+    h.api.reset_requests()
+    assert_local_only(h, h.run("alice", text), IGNORED, "not_jwt")
+
+
+def test_d06_well_shaped_forgery_is_reviewed_and_denied(h):
+    h.api.reset_requests()
+    r = h.run("alice", shaped_jwt())
+    assert r.code == "PAM_AUTH_ERR"
+    assert r.decision()["reason"] == "unauthenticated"
+    assert reviews(h) == 1
+
+
+@pytest.mark.parametrize("length", [1, 2, 13, 14, 100, 512, 1024, 2000])
+@pytest.mark.parametrize("user", ["alice", "nosuchuser", "root"])
+def test_d07_sshd_junk_password(h, length, user):
+    junk = (JUNK * (length // len(JUNK) + 1))[:length]
+    h.api.reset_requests()
+    r = h.run(user, junk)
+    assert r.code in (IGNORED, "PAM_AUTH_ERR", "PAM_USER_UNKNOWN")
+    assert reviews(h) == 0
+
+
+@pytest.mark.parametrize("user", ["nosuchuser", "../etc/passwd", "a/b", "..", "alice:x",
+                                  "alice\nroot", "a" * 300, "\u00e4lice", "ALICE"])
+def test_d08_bad_or_unknown_user(h, user):
+    h.api.reset_requests()
+    r = h.run(user, h.token())
+    assert r.code == "PAM_USER_UNKNOWN"
+    assert reviews(h) == 0
+    line = [l for l in r.log_lines() if l.startswith("deny")][0]
+    assert "user=(unknown)" in line
+    if len(user) > 2:
+        assert user not in r.log
+
+
+def test_d09_token_for_another_user(h):
+    r = h.run("bob", h.token())
+    assert r.code == "PAM_AUTH_ERR"
+    assert r.decision()["reason"] == "not_mapped"
+    assert r.user == "bob"
+
+
+def test_d09_deny_rule_wins(h):
+    r = h.run("alice", h.token(ns="kube-system", name="alice"),)
+    assert r.code == "PAM_AUTH_ERR"
+
+
+@pytest.mark.parametrize("user", ["root", "sysuser"])
+def test_d10_system_accounts_refused(h, user):
+    h.write_conf(rules=[f"map serviceaccount:pam/pam-user {user}"])
+    h.api.reset_requests()
+    r = h.run(user, h.token())
+    assert_local_only(h, r, "PAM_AUTH_ERR", "uid_policy")
+
+
+def test_d10_root_only_with_allow_root(h):
+    h.write_conf(rules=["map serviceaccount:pam/pam-user root"], extra="allow_root = yes")
+    assert h.run("root", h.token()).code == "PAM_SUCCESS"
+
+
+def test_d10_min_uid_lowered(h):
+    h.write_conf(rules=["map serviceaccount:pam/pam-user sysuser"], extra="min_uid = 500")
+    assert h.run("sysuser", h.token()).code == "PAM_SUCCESS"
+
+
+@pytest.mark.parametrize("args", ["bogus", "conf", "debug=1", "use_first_pass try_first_pass",
+                                  "conf=relative.conf"])
+def test_d13_bad_module_arguments(h, args):
+    h.write_service(args=args)
+    r = h.run("alice", h.token())
+    assert r.code == "PAM_SERVICE_ERR"
+
+
+def test_d13_debug_changes_no_outcome(h):
+    h.write_service(args="debug")
+    assert h.run("alice", h.token()).code == "PAM_SUCCESS"
+    assert h.run("bob", h.token()).code == "PAM_AUTH_ERR"
+    assert h.run("alice", shaped_jwt()).code == "PAM_AUTH_ERR"
+
+
+@pytest.mark.parametrize("mode,owner", [(0o666, 0), (0o664, 0), (0o644, 65534)])
+def test_config_file_must_be_safe(h, mode, owner):
+    os.chmod(h.conf, mode)
+    os.chown(h.conf, owner, 0)
+    r = h.run("alice", h.token())
+    assert r.code == "PAM_SERVICE_ERR"
+    assert any("configuration refused" in l for l in r.log_lines())
+
+
+def test_missing_config_file(h):
+    os.unlink(h.conf)
+    assert h.run("alice", h.token()).code == "PAM_SERVICE_ERR"
+
+
+def test_e01_hostile_environment_changes_nothing(h):
+    proxy = CountingListener()
+    keylog = os.path.join(h.tmp, "keylog")
+    evil_conf = os.path.join(h.tmp, "openssl.cnf")
+    with open(evil_conf, "w") as f:
+        f.write("this is not an openssl config [\n")
+    hostile = {
+        "https_proxy": f"http://127.0.0.1:{proxy.port}", "HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}",
+        "ALL_PROXY": f"socks5h://127.0.0.1:{proxy.port}", "NO_PROXY": "", "no_proxy": "",
+        "SSLKEYLOGFILE": keylog, "OPENSSL_CONF": evil_conf, "SSL_CERT_FILE": "/dev/null",
+        "SSL_CERT_DIR": "/nonexistent", "CURL_CA_BUNDLE": "/dev/null", "TZ": "Pacific/Kiritimati",
+        "LANG": "tr_TR.UTF-8", "HOME": "/nonexistent", "XDG_CONFIG_HOME": h.tmp,
+        "LOCALDOMAIN": "evil.example", "RES_OPTIONS": "ndots:15 attempts:5",
+        "HOSTALIASES": os.path.join(h.tmp, "aliases"),
+    }
+    try:
+        tok = h.token()
+        clean = [h.run("alice", tok).code, h.run("bob", tok).code]
+        dirty = [h.run("alice", tok, extra_env=hostile).code,
+                 h.run("bob", tok, extra_env=hostile).code]
+        assert clean == dirty == ["PAM_SUCCESS", "PAM_AUTH_ERR"]
+        assert not os.path.exists(keylog)
+        assert proxy.connections == 0
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("sigchld", ["reap", "ignore"])
+def test_e06_host_sigchld_handling(h, sigchld):
+    tok = h.token()
+    assert h.run("alice", tok, sigchld=sigchld).code == "PAM_SUCCESS"
+    assert h.run("bob", tok, sigchld=sigchld).code == "PAM_AUTH_ERR"
+
+
+def test_l02_success_line_fields(h):
+    r = h.run("alice", h.token(), rhost="192.0.2.7")
+    d = r.decision()
+    assert d["verdict"] == "allow"
+    assert d["user"] == "alice"
+    assert d["sa"] == "pam/pam-user"
+    assert d["uid"] and d["credential"].startswith("JTI=")
+    assert d["cache"] == "miss" and d["server"] == h.api.url
+    assert re.fullmatch(r"\d+", d["ms"]) and re.fullmatch(r"[0-9a-f]{12}", d["fp"])
+    assert d["reason"] == "ok" and d["rhost"] == "192.0.2.7"
+    assert re.search(r"^syslog 6 pam_k8stoken\S* allow ", r.log, re.M)
+
+
+def test_l02_pod_bound_token_names_the_pod(h):
+    h.ensure_sa("pam", "pam-user")
+    pod = "web-" + os.path.basename(h.tmp).lower().replace("_", "-")
+    h.api.create_pod("pam", pod, "pam-user", node="node-a")
+    tok = h.token(bound={"kind": "Pod", "apiVersion": "v1", "name": pod})
+    r = h.run("alice", tok)
+    assert r.code == "PAM_SUCCESS"
+    assert r.decision()["pod"] == pod
+    assert r.env["K8S_POD_NAME"] == pod
+
+
+def test_l03_server_error_text_is_escaped_and_capped(h):
+    nasty = "bad\ntoken\r\x1b[31mred %n%s " + "x" * 100000
+    body = json.dumps({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                       "metadata": {}, "spec": {}, "status": {"user": {}, "error": nasty[:60000]}})
+    h.api.add_fault(path=TR, status=201, body=body, content_type="application/json")
+    r = h.run("alice", h.token())
+    assert r.code == "PAM_AUTH_ERR"
+    lines = [l for l in r.log_lines() if l.startswith("deny")]
+    assert len(lines) == 1
+    detail = r.decision()["detail"]
+    assert len(detail) <= 2 + 4 * 200 + 3
+    assert not any(ord(c) < 0x20 or ord(c) == 0x7f for c in lines[0])
+    assert "\\x0a" in detail and "%n%s" in detail
+
+
+def test_l04_client_sees_only_the_prompt(h):
+    cases = [("alice", h.token()), ("bob", h.token()), ("nosuchuser", h.token()),
+             ("alice", "password")]
+    h.api.add_fault(path=TR, status=503, times=1)
+    for user, tok in cases:
+        r = h.run(user, tok)
+        assert r.prompts == ["off Kubernetes token: "], r.prompts
+
+
+def test_acct_mgmt_only_vouches_for_its_own_success(h):
+    assert h.run("alice", h.token(), acct=True).acct == "PAM_SUCCESS"
+    r = h.run("bob", h.token(), acct=True)
+    assert r.code == "PAM_AUTH_ERR"
+    assert r.acct != "PAM_SUCCESS"
