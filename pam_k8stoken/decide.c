@@ -75,8 +75,6 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 	enum kt_reason rc;
 
 	memset(d, 0, sizeof(*d));
-	if (len > 0 && len <= cfg->max_token_size)
-		fingerprint(token, len, d->fingerprint);
 	/* Decided locally, so no token for an impossible account ever leaves the host. */
 	if (user != NULL) {
 		rc = kt_account_check(cfg, user, &d->local_uid);
@@ -86,7 +84,8 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 	}
 	rc = kt_token_check(token, len, cfg->max_token_size, &info);
 	if (rc != KT_R_OK)
-		goto out;
+		goto out;   /* no fingerprint: the input may be someone's password */
+	fingerprint(token, len, d->fingerprint);
 	/* A non-expiring token is refused before it is sent anywhere. */
 	if (!info.has_exp && !cfg->allow_legacy_tokens) {
 		rc = KT_R_LEGACY_TOKEN;

@@ -149,7 +149,8 @@ static void print_decision(const struct kt_decision *d, const char *user)
 		printf("server:          %s (HTTP %ld)\n", d->server ? d->server : "-", d->http_status);
 	if (d->detail[0] != '\0')
 		printf("detail:          %s\n", d->detail);
-	printf("fingerprint:     %s\n", d->fingerprint);
+	if (d->fingerprint[0] != '\0')
+		printf("fingerprint:     %s\n", d->fingerprint);
 	printf("time:            %ld ms\n", d->elapsed_ms);
 	if (user == NULL && d->reason == KT_R_OK)
 		printf("note:            no --user given, mapping rules not evaluated\n");

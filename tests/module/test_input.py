@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import AUDIENCE, HELPER
+from harness import AUDIENCE, HELPER
 from listeners import CountingListener
 
 TR = "/apis/authentication.k8s.io/v1/tokenreviews"
@@ -94,6 +94,11 @@ def test_d05_json_injection_never_rewrites_the_request(h):
     sent = [q for q in h.api.requests()["last"] if q["path"] == TR][-1]["body"]
     body = json.loads(sent)
     assert body["spec"] == {"token": injection, "audiences": [AUDIENCE]}
+
+
+def test_no_fingerprint_of_a_password(h):
+    r = h.run("alice", "hunter2")
+    assert "fp" not in r.decision()
 
 
 @pytest.mark.parametrize("text", [

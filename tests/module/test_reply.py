@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import AUDIENCE
+from harness import AUDIENCE
 
 TR = "/apis/authentication.k8s.io/v1/tokenreviews"
 SA = "system:serviceaccount:pam:pam-user"
