@@ -15,7 +15,6 @@ PAMDIR     ?= $(PREFIX)/lib/$(MULTIARCH)/security
 LIBEXECDIR ?= $(PREFIX)/libexec/pam_k8stoken
 SBINDIR    ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
-MANDIR     ?= $(PREFIX)/share/man
 HELPER_PATH ?= $(LIBEXECDIR)/k8stoken-review
 VERSION    := 0.1.0
 
@@ -36,7 +35,7 @@ ALL_CFLAGS   := -std=c11 -fPIC -fvisibility=hidden $(WARN) $(HARDEN) $(SAN) $(PK
 ALL_LDFLAGS  := -Wl,-z,relro -Wl,-z,now $(SAN) $(LDFLAGS)
 
 SRC := pam_k8stoken
-LIB_SRCS    := reason.c secure.c config.c rules.c token.c review.c identity.c helper_proto.c
+LIB_SRCS    := reason.c secure.c config.c rules.c json_strict.c token.c review.c identity.c helper_proto.c
 MODULE_SRCS := pam_k8stoken.c auth.c decide.c spawn.c account.c logline.c
 HELPER_SRCS := review_helper.c http.c
 TOOL_SRCS   := k8stoken.c
@@ -105,11 +104,13 @@ bench: deps
 
 install: all
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) \
-	  $(DESTDIR)$(SYSCONFDIR)/security $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	  $(DESTDIR)$(SYSCONFDIR)/security
 	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/pam_k8stoken.so
 	install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/k8stoken-review
 	install -m 0755 $(TOOL) $(DESTDIR)$(SBINDIR)/k8stoken
-	install -m 0644 conf/pam_k8stoken.conf $(DESTDIR)$(SYSCONFDIR)/security/pam_k8stoken.conf
+	# an existing configuration is the administrator's: never overwritten
+	[ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_k8stoken.conf ] || \
+	  install -m 0644 conf/pam_k8stoken.conf $(DESTDIR)$(SYSCONFDIR)/security/pam_k8stoken.conf
 
 clean:
 	rm -rf build build-*

@@ -75,13 +75,7 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 	enum kt_reason rc;
 
 	memset(d, 0, sizeof(*d));
-	/* Decided locally, so no token for an impossible account ever leaves the host. */
-	if (user != NULL) {
-		rc = kt_account_check(cfg, user, &d->local_uid);
-		d->account_checked = rc == KT_R_OK || rc == KT_R_UID_POLICY;
-		if (rc != KT_R_OK)
-			goto out;
-	}
+	/* First, so that a password meant for the next module is ignored for every account. */
 	rc = kt_token_check(token, len, cfg->max_token_size, &info);
 	if (rc != KT_R_OK)
 		goto out;   /* no fingerprint: the input may be someone's password */
@@ -90,6 +84,13 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 	if (!info.has_exp && !cfg->allow_legacy_tokens) {
 		rc = KT_R_LEGACY_TOKEN;
 		goto out;
+	}
+	/* Decided locally, so no token for an impossible account ever leaves the host. */
+	if (user != NULL) {
+		rc = kt_account_check(cfg, user, &d->local_uid);
+		d->account_checked = rc == KT_R_OK || rc == KT_R_UID_POLICY;
+		if (rc != KT_R_OK)
+			goto out;
 	}
 	rc = review(cfg, conf_path, token, len, d);
 	if (rc != KT_R_OK)

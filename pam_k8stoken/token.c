@@ -16,6 +16,7 @@
 
 #include <json-c/json.h>
 
+#include "json_strict.h"
 #include "token.h"
 
 /* Largest decoded header or payload we look at; real ones are 60..900 bytes (facts §8). */
@@ -90,133 +91,15 @@ static size_t b64url_decode(const char *in, size_t n, unsigned char *out, size_t
 	return o;
 }
 
-/* Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0. json-c 0.16 accepts all three. */
-static size_t utf8_len(const unsigned char *s, size_t n, size_t i)
-{
-	unsigned char c = s[i], lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (n - i < len || s[i + 1] < lo || s[i + 1] > hi)
-		return 0;
-	for (size_t k = 2; k < len; k++)
-		if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-			return 0;
-	return len;
-}
-
-/* What may follow a number or a literal: "00", "1true", "nullx" are not JSON. */
-static bool ends_token(const unsigned char *s, size_t n, size_t i)
-{
-	return i >= n || s[i] == ',' || s[i] == '}' || s[i] == ']' ||
-	       s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r';
-}
-
-/*
- * json-c 0.16 in STRICT mode still takes NaN, Infinity, "1." and raw control characters
- * inside strings. The API server's Go decoder does not, so neither do we: a lexical pass
- * over the decoded text before json-c sees it. Structure is json-c's job.
- */
-static bool json_lexically_strict(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-
-		if (c == '"') {
-			i++;
-			while (i < n && s[i] != '"') {
-				size_t k;
-
-				if (s[i] < 0x20)
-					return false;    /* raw control character inside a string */
-				if (s[i] == '\\') {
-					i += 2;          /* escape validity is json-c's job */
-					continue;
-				}
-				if ((k = utf8_len(s, n, i)) == 0)
-					return false;    /* stricter than json-c's VALIDATE_UTF8 */
-				i += k;
-			}
-			if (i >= n)
-				return false;
-			i++;
-		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '{' ||
-		           c == '}' || c == '[' || c == ']' || c == ':' || c == ',') {
-			i++;
-		} else if (c == 't' || c == 'f' || c == 'n') {
-			static const char *const words[] = { "true", "false", "null" };
-			bool ok = false;
-
-			for (size_t w = 0; w < 3 && !ok; w++) {
-				size_t wl = strlen(words[w]);
-
-				if (n - i >= wl && memcmp(s + i, words[w], wl) == 0) {
-					i += wl;
-					ok = true;
-				}
-			}
-			if (!ok || !ends_token(s, n, i))
-				return false;
-		} else if (c == '-' || (c >= '0' && c <= '9')) {
-			if (c == '-' && ++i >= n)
-				return false;
-			if (s[i] == '0')
-				i++;
-			else if (s[i] >= '1' && s[i] <= '9')
-				while (i < n && s[i] >= '0' && s[i] <= '9')
-					i++;
-			else
-				return false;
-			if (i < n && s[i] == '.') {
-				if (++i >= n || s[i] < '0' || s[i] > '9')
-					return false;
-				while (i < n && s[i] >= '0' && s[i] <= '9')
-					i++;
-			}
-			if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-				if (++i < n && (s[i] == '+' || s[i] == '-'))
-					i++;
-				if (i >= n || s[i] < '0' || s[i] > '9')
-					return false;
-				while (i < n && s[i] >= '0' && s[i] <= '9')
-					i++;
-			}
-			if (!ends_token(s, n, i))
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return true;
-}
-
 /* Strict parse of a whole buffer into a JSON object; NULL otherwise. */
 static json_object *parse_object(const unsigned char *buf, size_t n)
 {
 	struct json_tokener *tok;
 	json_object *obj;
 
-	if (n == 0 || n > KT_TOKEN_SEG_MAX || !json_lexically_strict(buf, n))
+	size_t members;
+
+	if (n == 0 || n > KT_TOKEN_SEG_MAX || !kt_json_lex(buf, n, KT_TOKEN_JSON_DEPTH, &members))
 		return NULL;
 	tok = json_tokener_new_ex(KT_TOKEN_JSON_DEPTH);
 	if (tok == NULL)

@@ -145,10 +145,13 @@ class Harness:
         lines += rules
         self._write_private(self.conf, "\n".join(lines) + "\n", 0o644)
 
+    def module_line(self):
+        return f"{MODULE} conf={self.conf} helper={HELPER} {self.args}".rstrip()
+
     def write_service(self, args=None, stack=None):
         if args is not None:
             self.args = args
-        line = f"{MODULE} conf={self.conf} helper={HELPER} {self.args}".rstrip()
+        line = self.module_line()
         stack = stack or [f"auth required {line}", f"account required {line}"]
         with open(os.path.join(self.confdir, SERVICE), "w") as f:
             f.write("\n".join(stack) + "\n")

@@ -1,0 +1,82 @@
+"""k8stoken check and k8stoken selftest (PRODUCT §9): same decisions as the module,
+clear output, exit codes 0 allow/healthy, 1 deny, 2 unavailable, 3 usage/config."""
+import os
+import subprocess
+
+import pytest
+
+from harness import BUILD, HELPER
+
+TOOL = os.path.join(BUILD, "k8stoken")
+
+
+def tool(h, *args, stdin=""):
+    proc = subprocess.run([TOOL, *args, "--conf", h.conf, "--helper", HELPER], input=stdin,
+                          text=True, capture_output=True, env=h.driver_env(), timeout=60)
+    h.captured += [proc.stdout, proc.stderr]
+    return proc
+
+
+def test_check_allows_mapped_token(h):
+    proc = tool(h, "check", "--user", "alice", stdin=h.token() + "\n")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "decision:        allow (ok)" in proc.stdout
+    assert "serviceaccount:  pam/pam-user" in proc.stdout
+    assert "local user:      alice (uid 1001)" in proc.stdout
+
+
+def test_check_denies_other_user(h):
+    proc = tool(h, "check", "--user", "bob", stdin=h.token())
+    assert proc.returncode == 1
+    assert "deny (not_mapped)" in proc.stdout
+
+
+def test_check_without_user_judges_the_token_only(h):
+    proc = tool(h, "check", stdin=h.token())
+    assert proc.returncode == 0
+    assert "token accepted" in proc.stdout and "mapping rules not evaluated" in proc.stdout
+
+
+def test_check_reports_outage(h):
+    h.api.add_fault(status=503, times=1)
+    proc = tool(h, "check", "--user", "alice", stdin=h.token())
+    assert proc.returncode == 2
+    assert "deny (http_status)" in proc.stdout
+
+
+def test_check_refuses_bad_config(h):
+    os.chmod(h.conf, 0o666)
+    proc = tool(h, "check", "--user", "alice", stdin=h.token())
+    assert proc.returncode == 3
+    assert "configuration refused" in proc.stderr
+
+
+def test_selftest_healthy(h):
+    proc = tool(h, "selftest")
+    assert proc.returncode == 0, proc.stdout
+    assert "reviewer may create tokenreviews" in proc.stdout
+    assert "1 of 1 servers healthy" in proc.stdout
+
+
+def test_selftest_reviewer_without_rbac(h):
+    # a valid caller of the API (default audience) that has no RBAC right to review
+    h._write_private(h.reviewer_file, h.token(ns="pam", name="not-a-reviewer", audiences=()))
+    proc = tool(h, "selftest")
+    assert proc.returncode == 2
+    assert "reviewer credential was refused (HTTP 403)" in proc.stdout
+
+
+def test_selftest_names_each_server(h):
+    h.write_conf(servers=[h.api.url, "https://127.0.0.1:1"])
+    proc = tool(h, "selftest")
+    assert proc.returncode == 2
+    assert f"ok    {h.api.url}" in proc.stdout
+    assert "FAIL  https://127.0.0.1:1: transport" in proc.stdout
+    assert "1 of 2 servers healthy" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["frobnicate"], ["check", "--bogus"]])
+def test_usage_errors(args):
+    proc = subprocess.run([TOOL, *args], capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert "usage: k8stoken" in proc.stderr or "unexpected argument" in proc.stderr
