@@ -198,6 +198,10 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 		           cfg.n_servers, cfg.n_audiences);
 
 	kt_decide(&cfg, conf_path, token, strlen(token), user, &d);
+	if (cfg.debug)
+		pam_syslog(pamh, LOG_DEBUG, "reviewed=%s http=%ld groups=%zu rule_line=%u local_uid=%ld",
+		           d.reviewed ? "yes" : "no", d.http_status, d.id.n_groups, d.rule_line,
+		           d.account_checked ? (long)d.local_uid : -1L);
 	pam_get_item(pamh, PAM_RHOST, &rhost);
 	kt_logline_format(&d, user, rhost, line, sizeof(line));
 	pam_syslog(pamh, log_priority(d.reason), "%s", line);

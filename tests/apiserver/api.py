@@ -52,6 +52,7 @@ class Request:
     query: dict
     headers: dict  # lower-case names
     body: bytes = b""
+    peer_cert: dict = None  # SSLSocket.getpeercert() of a verified client certificate, else None
 
 
 @dataclass
@@ -94,7 +95,8 @@ class Api:
             return json_reply(error.code, error.status(), pretty, error.headers)
 
     def authenticate(self, req):
-        resp, _ = self.authn.authenticate(req.headers.get("authorization", ""), self.config.api_audiences)
+        resp, _ = self.authn.authenticate(req.headers.get("authorization", ""), self.config.api_audiences,
+                                          req.peer_cert)
         if resp is None:
             raise wire.unauthorized()
         return resp

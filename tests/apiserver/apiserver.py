@@ -63,6 +63,14 @@ CLUSTER_ROLE_BINDINGS = {
         {"kind": "Group", "apiGroup": GROUP, "name": "system:unauthenticated"}]),
     "pam-k8stoken-reviewer": ("system:auth-delegator", [
         {"kind": "ServiceAccount", "name": REVIEWER, "namespace": REVIEWER_NAMESPACE}]),
+    "pam-k8stoken-reviewer-x509": ("system:auth-delegator", [
+        {"kind": "Group", "apiGroup": GROUP, "name": "pam-k8stoken:reviewers"}]),
+}
+# Client certificates written at start-up: file stem -> (CN, O values, signed by a CA the server trusts).
+CLIENT_CERTS = {
+    "reviewer-client": ("pam-k8stoken-reviewer-x509", ["pam-k8stoken:reviewers"], True),
+    "stranger-client": ("stranger", [], True),
+    "untrusted-client": ("pam-k8stoken-reviewer-x509", ["pam-k8stoken:reviewers"], False),
 }
 
 
@@ -136,12 +144,18 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.state_dir, mode=0o700, exist_ok=True)
     app = App(args)
-    ca_pem, signer_pem, cert_pem, key_pem = certs.make(args.cert)
+    ca_pem, signer_pem, cert_pem, key_pem, _ = certs.make(args.cert)
+    # --client-ca-file: its own CA, as clusters commonly have; OpenSSL would otherwise also
+    # serve a CA from the verify store in the chain, which kube-apiserver never does.
+    client_ca_key, client_ca_cert = certs.new_ca("test client CA")
     write_file(args.state_dir, "server.crt", cert_pem, 0o644)
     write_file(args.state_dir, "server.key", key_pem)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(os.path.join(args.state_dir, "server.crt"), os.path.join(args.state_dir, "server.key"))
     context.set_alpn_protocols(["http/1.1"])
+    # A client certificate is optional, but one that does not verify fails the handshake.
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.load_verify_locations(cadata=certs.pem(client_ca_cert).decode())
     server = TLSServer(("127.0.0.1", args.port), context, app)
     port = server.server_address[1]
     app.config.url = f"https://127.0.0.1:{port}"
@@ -158,6 +172,13 @@ def main(argv=None):
     write_file(args.state_dir, "loopback.token", app.config.loopback_token)
     write_file(args.state_dir, "reviewer.token", reviewer)
     write_file(args.state_dir, "kubeconfig", kubeconfig(app.config.url, ca_pem, app.config.admin_token))
+    write_file(args.state_dir, "client-ca.crt", certs.pem(client_ca_cert), 0o644)
+    untrusted = certs.new_ca("untrusted test client CA")
+    for stem, (common_name, organizations, trusted) in CLIENT_CERTS.items():
+        crt, key = certs.client(*((client_ca_key, client_ca_cert) if trusted else untrusted), common_name,
+                                organizations)
+        write_file(args.state_dir, stem + ".crt", crt, 0o644)
+        write_file(args.state_dir, stem + ".key", key)
     write_file(args.state_dir, "pid", str(os.getpid()))
 
     stop = threading.Event()

@@ -1,7 +1,8 @@
 """The request authenticator of kube-apiserver, reproduced with its exact error texts.
 
-Shape (k8s 1.32): union(loopback-token, FailOnError(AuthenticatedGroupAdder(
-bearertoken(tokenunion(static tokens, legacy SA JWT, bound SA JWT))), anonymous)).
+Shape (k8s 1.32): union(loopback-token, FailOnError(AuthenticatedGroupAdder(union(
+x509(--client-ca-file), bearertoken(tokenunion(static tokens, legacy SA JWT, bound SA JWT)))), anonymous)).
+The TLS layer has already verified a client certificate (CERT_OPTIONAL), so x509 only converts it.
 Every authenticator answers (response, error); response None + error None = "not handled".
 """
 import base64
@@ -76,13 +77,17 @@ class Authenticator:
 
     # --- entry points -------------------------------------------------------------------------
 
-    def authenticate(self, header, audiences):
-        """(Response or None, error text or None) for an Authorization header value."""
+    def authenticate(self, header, audiences, peer_cert=None):
+        """(Response or None, error text or None) for an Authorization header value and the
+        verified client certificate of the connection (SSLSocket.getpeercert(), or None)."""
         token = bearer_token(header or "")
         errors = []
+        if token is not None and hmac.compare_digest(token.encode(), self.config.loopback_token.encode()):
+            return Response("system:apiserver", ["system:masters"], uid=self.config.loopback_uid), None
+        resp = x509_user(peer_cert)
+        if resp is not None:
+            return resp, None
         if token is not None:
-            if hmac.compare_digest(token.encode(), self.config.loopback_token.encode()):
-                return Response("system:apiserver", ["system:masters"], uid=self.config.loopback_uid), None
             errors.append(INVALID_TOKEN)
             resp, error = self._token_union(token, audiences)
             if resp is not None:
@@ -260,6 +265,22 @@ class Authenticator:
                 "secret-based tokens, or remove the 'kubernetes.io/legacy-token-invalid-since' label "
                 "from the secret to temporarily allow use of this token")
         return _sa_response(namespace, sa_name, sa_uid, {})
+
+
+def x509_user(peer_cert):
+    """x509.CommonNameUserConversion + AuthenticatedGroupAdder: CN (the last one, as Go's pkix.Name
+    keeps it) is the user, each O a group.
+    None (not handled) without a certificate or with an empty CN."""
+    if not peer_cert:
+        return None
+    subject = [pair for rdn in peer_cert.get("subject", ()) for pair in rdn]
+    names = [value for key, value in subject if key == "commonName"]
+    if not names or not names[-1]:
+        return None
+    groups = [value for key, value in subject if key == "organizationName"]
+    if "system:authenticated" not in groups:
+        groups.append("system:authenticated")
+    return Response(names[-1], groups)
 
 
 def _sa_response(namespace, name, uid, extra):

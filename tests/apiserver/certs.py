@@ -1,4 +1,5 @@
-"""A fresh CA and server certificate per run, plus the broken variants tests ask for."""
+"""A fresh CA and server certificate per run, plus the broken variants tests ask for, and client
+certificates for x509 client-certificate authentication (kube-apiserver --client-ca-file)."""
 import datetime
 import ipaddress
 
@@ -11,11 +12,13 @@ CERT_MODES = ("good", "unknown-ca", "wrong-san", "expired", "not-yet-valid")
 DAY = datetime.timedelta(days=1)
 
 
-def _name(common_name):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+def _name(common_name, organizations=()):
+    """CN first, then one O per group, as kubeadm-style client certificates are laid out."""
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+                     + [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations])
 
 
-def _pem(cert):
+def pem(cert):
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -33,8 +36,38 @@ def _ca(common_name, now):
     return key, cert
 
 
+def _key_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def new_ca(common_name):
+    """(CA key, CA certificate) of a fresh self-signed CA."""
+    return _ca(common_name, datetime.datetime.now(datetime.timezone.utc))
+
+
+def client(ca_key, ca_cert, common_name, organizations=()):
+    """(certificate PEM, key PEM) of a client certificate (ExtKeyUsage clientAuth) signed by the CA.
+    kube's x509 authenticator makes CN the user name and each O a group."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(_name(common_name, organizations))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - DAY).not_valid_after(now + 365 * DAY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False,
+                                         content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return pem(cert), _key_pem(key)
+
+
 def make(mode):
-    """Returns (trusted CA PEM, CA PEM that signed the served cert, server cert PEM, server key PEM)."""
+    """Returns (trusted CA PEM, CA PEM that signed the served cert, server cert PEM, server key PEM,
+    (signer CA key, signer CA certificate)); the last one signs client certificates."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key, ca_cert = _ca("pam-k8stoken test CA", now)
     signer_key, signer_cert = (_ca("unknown test CA", now) if mode == "unknown-ca" else (ca_key, ca_cert))
@@ -52,6 +85,4 @@ def make(mode):
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(signer_key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return _pem(ca_cert), _pem(signer_cert), _pem(cert), key_pem
+    return pem(ca_cert), pem(signer_cert), pem(cert), _key_pem(key), (signer_key, signer_cert)

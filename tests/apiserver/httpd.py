@@ -90,7 +90,8 @@ class Handler(BaseHTTPRequestHandler):
         app = self.server.app
         split = urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        req = Request(self.command, split.path, parse_qs(split.query, keep_blank_values=True), headers)
+        req = Request(self.command, split.path, parse_qs(split.query, keep_blank_values=True), headers,
+                      peer_cert=self.connection.getpeercert() or None)
         try:
             req.body = self._read_body()
         except (BodyTooLarge, ValueError):

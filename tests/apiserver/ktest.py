@@ -57,17 +57,36 @@ class Client:
     def reviewer_token(self):
         return self._read("reviewer.token")
 
-    def ssl_context(self):
+    @property
+    def reviewer_client_cert(self):
+        """CN=pam-k8stoken-reviewer-x509, O=pam-k8stoken:reviewers (bound to system:auth-delegator)."""
+        return os.path.join(self.state_dir, "reviewer-client.crt")
+
+    @property
+    def reviewer_client_key(self):
+        return os.path.join(self.state_dir, "reviewer-client.key")
+
+    def client_cert(self, who="reviewer"):
+        """(certificate, key) paths of the reviewer, stranger or untrusted client certificate."""
+        return (os.path.join(self.state_dir, f"{who}-client.crt"), os.path.join(self.state_dir, f"{who}-client.key"))
+
+    def ssl_context(self, cert=None):
+        """cert: optional (certificate path, key path) to present as TLS client certificate."""
         if not self.verify:
-            return ssl._create_unverified_context()
-        served = os.path.join(self.state_dir, "served-ca.crt")
-        return ssl.create_default_context(cafile=served if os.path.exists(served) else self.ca_file)
+            context = ssl._create_unverified_context()
+        else:
+            served = os.path.join(self.state_dir, "served-ca.crt")
+            context = ssl.create_default_context(cafile=served if os.path.exists(served) else self.ca_file)
+        if cert is not None:
+            context.load_cert_chain(*cert)
+        return context
 
     # --- raw HTTP ---------------------------------------------------------------------------
 
-    def request(self, method, path, body=None, token=None, headers=None, timeout=30):
-        """(status, headers dict with lower-case names, body bytes); token=None means admin, "" none."""
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ssl_context(),
+    def request(self, method, path, body=None, token=None, headers=None, timeout=30, cert=None):
+        """(status, headers dict with lower-case names, body bytes); token=None means admin, "" none;
+        cert=(certificate path, key path) presents a client certificate."""
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ssl_context(cert),
                                            timeout=timeout)
         head = dict(headers or {})
         token = self.admin_token if token is None else token
@@ -83,9 +102,9 @@ class Client:
         finally:
             conn.close()
 
-    def call(self, method, path, body=None, token=None, headers=None):
+    def call(self, method, path, body=None, token=None, headers=None, cert=None):
         """(status, decoded JSON or None)."""
-        status, _, data = self.request(method, path, body, token, headers)
+        status, _, data = self.request(method, path, body, token, headers, cert=cert)
         try:
             return status, json.loads(data)
         except ValueError:
@@ -159,14 +178,16 @@ class Client:
             raise ApiError(status, obj)
         return obj["status"]["token"]
 
-    def token_review(self, token, audiences=None, as_token=None):
-        """(status, JSON) of a TokenReview, sent with the reviewer's token unless as_token is given."""
+    def token_review(self, token, audiences=None, as_token=None, cert=None):
+        """(status, JSON) of a TokenReview, sent with the reviewer's token unless as_token or a client
+        certificate (cert=(certificate, key); then no bearer token unless as_token) is given."""
         spec = {"token": token}
         if audiences:
             spec["audiences"] = list(audiences)
+        if as_token is None:
+            as_token = "" if cert is not None else self.reviewer_token
         return self.call("POST", TOKENREVIEWS, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                                                "spec": spec},
-                         self.reviewer_token if as_token is None else as_token)
+                                                "spec": spec}, as_token, cert=cert)
 
 
 class ApiServer(Client):

@@ -188,7 +188,6 @@ class Harness:
             preload.insert(0, sanitizer_preload())
             env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
             env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
-            env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(ROOT, "tests", "module", "lsan.supp")
         env["LD_PRELOAD"] = " ".join(preload)
         env.update(extra_env or {})
         return env
