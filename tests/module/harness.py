@@ -146,7 +146,8 @@ class Harness:
         self._write_private(self.conf, "\n".join(lines) + "\n", 0o644)
 
     def module_line(self):
-        return f"{MODULE} conf={self.conf} helper={HELPER} {self.args}".rstrip()
+        helper = "" if "helper=" in self.args else f" helper={HELPER}"
+        return f"{MODULE} conf={self.conf}{helper} {self.args}".rstrip()
 
     def write_service(self, args=None, stack=None):
         if args is not None:
