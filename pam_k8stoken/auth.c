@@ -198,6 +198,8 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 		           cfg.n_servers, cfg.n_audiences);
 
 	kt_decide(&cfg, conf_path, token, strlen(token), user, &d);
+	if (d.cache_error[0] != '\0')
+		pam_syslog(pamh, LOG_WARNING, "cache unavailable: %s", d.cache_error);
 	if (cfg.debug)
 		pam_syslog(pamh, LOG_DEBUG, "reviewed=%s http=%ld groups=%zu rule_line=%u local_uid=%ld",
 		           d.reviewed ? "yes" : "no", d.http_status, d.id.n_groups, d.rule_line,

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "account.h"
+#include "cache.h"
 #include "decide.h"
 #include "review.h"
 #include "rules.h"
@@ -40,16 +41,22 @@ static void fingerprint(const char *token, size_t len, char out[13])
 	OPENSSL_cleanse(md, sizeof(md));
 }
 
-/* Asks the API server through the helper and validates its reply into d->id. */
+/*
+ * Asks the API server through the helper and validates its reply into d->id.
+ * *negative_ok tells whether the answer is a definitive "not authenticated" that may
+ * be remembered: a well-formed reply without status.error (SECURITY.md A02, F10).
+ */
 static enum kt_reason review(const struct kt_config *cfg, const char *conf_path,
-                             const char *token, size_t len, struct kt_decision *d)
+                             const char *token, size_t len, long deadline_ms,
+                             struct kt_decision *d, bool *negative_ok)
 {
 	struct kt_helper_result res;
 	enum kt_reason rc;
 
 	d->reviewed = true;
+	*negative_ok = false;
 	rc = kt_spawn_review(cfg->helper != NULL ? cfg->helper : KT_HELPER_PATH, conf_path, -1,
-	                     token, len, kt_review_deadline_ms(cfg), &res);
+	                     token, len, deadline_ms, &res);
 	d->http_status = res.http_status;
 	if (res.server_index < cfg->n_servers && rc != KT_R_HELPER)
 		d->server = cfg->servers[res.server_index];
@@ -59,10 +66,90 @@ static enum kt_reason review(const struct kt_config *cfg, const char *conf_path,
 
 		rc = kt_review_parse_reply(res.body, res.body_len, cfg->audiences, cfg->n_audiences,
 		                           &d->id, server_error);
-		if (rc == KT_R_UNAUTHENTICATED)
+		if (rc == KT_R_UNAUTHENTICATED) {
 			snprintf(d->detail, sizeof(d->detail), "%s", server_error);
+			*negative_ok = server_error[0] == '\0';
+		}
 	}
 	kt_helper_result_free(&res);
+	return rc;
+}
+
+/* How long a positive review may be reused: cache_ttl, never past the token's exp. */
+static long long positive_ttl_ms(const struct kt_config *cfg, const struct kt_token_info *info)
+{
+	long long ttl = (long long)cfg->cache_ttl * 1000;
+
+	if (info->has_exp) {
+		long long left = (info->exp - (long long)time(NULL)) * 1000;
+		if (left < ttl)
+			ttl = left;
+	}
+	return ttl;
+}
+
+/* A cached answer: the identity for a positive entry, "not authenticated" for a negative one. */
+static bool from_cache(const struct kt_cache *cache, const char *name, struct kt_decision *d,
+                       enum kt_reason *rc)
+{
+	switch (kt_cache_lookup(cache, name, &d->id)) {
+	case KT_CACHE_POSITIVE:
+		*rc = KT_R_OK;
+		break;
+	case KT_CACHE_NEGATIVE:
+		*rc = KT_R_UNAUTHENTICATED;
+		snprintf(d->detail, sizeof(d->detail), "remembered from an earlier review");
+		break;
+	default:
+		return false;
+	}
+	d->cache = KT_CACHE_USED_HIT;
+	kt_cache_count(cache, true);
+	return true;
+}
+
+/*
+ * The review, through the cache when one is configured: a hit answers at once; on a
+ * miss the lock stripe makes concurrent logins with the same token wait for the first
+ * one's result (single flight) instead of each sending a TokenReview.
+ */
+static enum kt_reason review_cached(const struct kt_config *cfg, const char *conf_path,
+                                    const char *token, size_t len,
+                                    const struct kt_token_info *info, struct kt_decision *d)
+{
+	long long deadline = now_ms() + kt_review_deadline_ms(cfg);
+	struct kt_cache cache = { .dirfd = -1 };
+	char name[KT_CACHE_NAME_LEN + 1] = "";
+	enum kt_reason rc;
+	bool negative_ok;
+	int lockfd = -1;
+
+	if (cfg->cache_ttl == 0 && cfg->negative_cache_ttl == 0)
+		return review(cfg, conf_path, token, len, kt_review_deadline_ms(cfg), d, &negative_ok);
+	if (kt_cache_open(&cache, cfg->cache_dir, 0, d->cache_error, sizeof(d->cache_error)) < 0)
+		return review(cfg, conf_path, token, len, kt_review_deadline_ms(cfg), d, &negative_ok);
+	kt_cache_name(&cache, token, len, cfg->audiences, cfg->n_audiences, name);
+	d->cache = KT_CACHE_USED_MISS;
+	if (from_cache(&cache, name, d, &rc))
+		goto out;
+	lockfd = kt_cache_lock(&cache, name, deadline);
+	if (lockfd < 0 && now_ms() >= deadline) {
+		rc = KT_R_TIMEOUT;
+		snprintf(d->detail, sizeof(d->detail), "waited for a concurrent review until the deadline");
+		goto out;
+	}
+	/* whoever held the lock may have stored the answer meanwhile */
+	if (lockfd >= 0 && from_cache(&cache, name, d, &rc))
+		goto out;
+	kt_cache_count(&cache, false);
+	rc = review(cfg, conf_path, token, len, (long)(deadline - now_ms()), d, &negative_ok);
+	if (rc == KT_R_OK && cfg->cache_ttl > 0)
+		kt_cache_store(&cache, name, &d->id, positive_ttl_ms(cfg, info));
+	else if (rc == KT_R_UNAUTHENTICATED && negative_ok && cfg->negative_cache_ttl > 0)
+		kt_cache_store(&cache, name, NULL, (long long)cfg->negative_cache_ttl * 1000);
+out:
+	kt_cache_unlock(lockfd);
+	kt_cache_close(&cache);
 	return rc;
 }
 
@@ -92,9 +179,10 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 		if (rc != KT_R_OK)
 			goto out;
 	}
-	rc = review(cfg, conf_path, token, len, d);
+	rc = review_cached(cfg, conf_path, token, len, &info, d);
 	if (rc != KT_R_OK)
 		goto out;
+	/* made fresh every time, also on a cache hit: rule changes apply at once */
 	if (user != NULL)
 		rc = kt_rules_decide(cfg->rules, cfg->n_rules, &d->id, user, &d->rule_line);
 out:

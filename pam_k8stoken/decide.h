@@ -13,11 +13,19 @@
 #include "identity.h"
 #include "reason.h"
 
+enum kt_cache_use {
+	KT_CACHE_OFF,                /* disabled in the config, or unusable (see cache_error) */
+	KT_CACHE_USED_MISS,          /* looked up, not found: a review was sent */
+	KT_CACHE_USED_HIT,           /* answered from the cache: nothing was sent */
+};
+
 struct kt_decision {
 	enum kt_reason reason;
 	struct kt_identity id;       /* filled when the API server vouched for a ServiceAccount */
 	bool account_checked;        /* user is a real local account name (safe to log) */
 	bool reviewed;               /* a TokenReview was attempted */
+	enum kt_cache_use cache;
+	char cache_error[160];       /* why a wanted cache could not be used, "" if it could */
 	const char *server;          /* URL that gave the last answer (owned by the config) */
 	long http_status;
 	char detail[256];            /* escaped: server status.error, transport error, ... */

@@ -2,6 +2,8 @@
  * k8stoken: the administrator's tool (PRODUCT §9).
  *   k8stoken check [--conf F] [--user U] [--helper H]   token on stdin, decision on stdout
  *   k8stoken selftest [--conf F] [--helper H]           connectivity, CA, reviewer RBAC
+ *   k8stoken cache flush [--conf F] [--serviceaccount NS/NAME]
+ *   k8stoken cache stats [--conf F]
  * Exit codes: 0 allowed / all good, 1 denied, 2 unavailable or failed check, 3 usage/config.
  */
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "config.h"
 #include "decide.h"
 #include "review.h"
@@ -28,6 +31,7 @@ struct options {
 	const char *conf;
 	const char *user;
 	const char *helper;
+	const char *serviceaccount;
 };
 
 static void usage(FILE *to)
@@ -35,28 +39,35 @@ static void usage(FILE *to)
 	fprintf(to,
 	        "usage: k8stoken check [--conf FILE] [--user USER] [--helper PATH] < token\n"
 	        "       k8stoken selftest [--conf FILE] [--helper PATH]\n"
+	        "       k8stoken cache flush [--conf FILE] [--serviceaccount NS/NAME]\n"
+	        "       k8stoken cache stats [--conf FILE]\n"
 	        "\n"
 	        "check     reads a ServiceAccount token on stdin and shows the decision\n"
 	        "          pam_k8stoken would make for USER (without --user: the token only)\n"
 	        "selftest  checks every server line: TLS against ca_file, the reviewer\n"
 	        "          credential, and that it may create tokenreviews\n"
+	        "cache     flush removes remembered reviews (all, or one ServiceAccount's);\n"
+	        "          stats shows entries, hits and misses\n"
 	        "\n"
 	        "FILE defaults to " KT_DEFAULT_CONF ".\n"
 	        "Exit status: 0 allowed/healthy, 1 denied, 2 unavailable, 3 usage or configuration.\n");
 }
 
-static int parse_options(int argc, char **argv, struct options *o, int allow_user)
+/* Options allowed per command, as a string of letters: c conf, h helper, u user, s serviceaccount. */
+static int parse_options(int argc, char **argv, int first, struct options *o, const char *allowed)
 {
 	o->conf = KT_DEFAULT_CONF;
-	for (int i = 2; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		const char **slot = NULL;
 
-		if (strcmp(argv[i], "--conf") == 0)
+		if (strcmp(argv[i], "--conf") == 0 && strchr(allowed, 'c'))
 			slot = &o->conf;
-		else if (strcmp(argv[i], "--helper") == 0)
+		else if (strcmp(argv[i], "--helper") == 0 && strchr(allowed, 'h'))
 			slot = &o->helper;
-		else if (allow_user && strcmp(argv[i], "--user") == 0)
+		else if (strcmp(argv[i], "--user") == 0 && strchr(allowed, 'u'))
 			slot = &o->user;
+		else if (strcmp(argv[i], "--serviceaccount") == 0 && strchr(allowed, 's'))
+			slot = &o->serviceaccount;
 		if (slot == NULL || i + 1 >= argc) {
 			fprintf(stderr, "k8stoken: unexpected argument '%s'\n", argv[i]);
 			return -1;
@@ -147,6 +158,10 @@ static void print_decision(const struct kt_decision *d, const char *user)
 		printf("rule:            line %u\n", d->rule_line);
 	if (d->reviewed)
 		printf("server:          %s (HTTP %ld)\n", d->server ? d->server : "-", d->http_status);
+	if (d->cache != KT_CACHE_OFF)
+		printf("cache:           %s\n", d->cache == KT_CACHE_USED_HIT ? "hit" : "miss");
+	if (d->cache_error[0] != '\0')
+		printf("cache:           unavailable: %s\n", d->cache_error);
 	if (d->detail[0] != '\0')
 		printf("detail:          %s\n", d->detail);
 	if (d->fingerprint[0] != '\0')
@@ -238,6 +253,46 @@ static int cmd_selftest(const struct options *o)
 	return good == total ? EXIT_ALLOW : EXIT_UNAVAILABLE;
 }
 
+static int cmd_cache(const struct options *o, int flush)
+{
+	struct kt_config cfg;
+	struct kt_cache cache;
+	struct kt_cache_stats st;
+	char err[200], ns[64] = "";
+	const char *name = NULL;
+	size_t removed = 0;
+	int rc = EXIT_UNAVAILABLE;
+
+	if (o->serviceaccount != NULL) {
+		const char *slash = strchr(o->serviceaccount, '/');
+		if (slash == NULL || slash == o->serviceaccount || slash[1] == '\0' ||
+		    (size_t)(slash - o->serviceaccount) >= sizeof(ns)) {
+			fprintf(stderr, "k8stoken: --serviceaccount wants NAMESPACE/NAME\n");
+			return EXIT_USAGE;
+		}
+		memcpy(ns, o->serviceaccount, (size_t)(slash - o->serviceaccount));
+		name = slash + 1;
+	}
+	if (load_config(o, &cfg) < 0) {
+		kt_config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	if (kt_cache_open(&cache, cfg.cache_dir, 0, err, sizeof(err)) < 0) {
+		fprintf(stderr, "k8stoken: cache unavailable: %s\n", err);
+	} else if (flush) {
+		if (kt_cache_flush(&cache, name != NULL ? ns : NULL, name, &removed) == 0) {
+			printf("removed %zu entries\n", removed);
+			rc = EXIT_ALLOW;
+		}
+	} else if (kt_cache_stats(&cache, &st) == 0) {
+		printf("entries: %llu\nhits: %llu\nmisses: %llu\n", st.entries, st.hits, st.misses);
+		rc = EXIT_ALLOW;
+	}
+	kt_cache_close(&cache);
+	kt_config_free(&cfg);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -247,14 +302,24 @@ int main(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	if (strcmp(argv[1], "check") == 0) {
-		if (parse_options(argc, argv, &o, 1) < 0)
+		if (parse_options(argc, argv, 2, &o, "chu") < 0)
 			return EXIT_USAGE;
 		return cmd_check(&o);
 	}
 	if (strcmp(argv[1], "selftest") == 0) {
-		if (parse_options(argc, argv, &o, 0) < 0)
+		if (parse_options(argc, argv, 2, &o, "ch") < 0)
 			return EXIT_USAGE;
 		return cmd_selftest(&o);
+	}
+	if (strcmp(argv[1], "cache") == 0 && argc >= 3 && strcmp(argv[2], "flush") == 0) {
+		if (parse_options(argc, argv, 3, &o, "cs") < 0)
+			return EXIT_USAGE;
+		return cmd_cache(&o, 1);
+	}
+	if (strcmp(argv[1], "cache") == 0 && argc >= 3 && strcmp(argv[2], "stats") == 0) {
+		if (parse_options(argc, argv, 3, &o, "c") < 0)
+			return EXIT_USAGE;
+		return cmd_cache(&o, 0);
 	}
 	fprintf(stderr, "k8stoken: unknown command '%s'\n", argv[1]);
 	usage(stderr);

@@ -34,7 +34,9 @@ void kt_logline_format(const struct kt_decision *d, const char *user, const char
 	field(out, outlen, &pos, "uid", d->id.uid);
 	field(out, outlen, &pos, "credential", d->id.credential_id);
 	field(out, outlen, &pos, "pod", d->id.pod_name);
-	field(out, outlen, &pos, "cache", d->reviewed ? "miss" : NULL);
+	if (d->reviewed || d->cache == KT_CACHE_USED_HIT)
+		field(out, outlen, &pos, "cache", d->cache == KT_CACHE_USED_HIT ? "hit"
+		                                  : d->cache == KT_CACHE_USED_MISS ? "miss" : "off");
 	field(out, outlen, &pos, "server", d->server);
 	snprintf(ms, sizeof(ms), "%ld", d->elapsed_ms);
 	field(out, outlen, &pos, "ms", ms);

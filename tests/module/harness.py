@@ -128,7 +128,10 @@ class Harness:
         os.chmod(path, mode)
 
     def write_conf(self, servers=None, audiences=(AUDIENCE,), rules=None, extra="",
-                   ca_file=None, credential=None):
+                   ca_file=None, credential=None, cache_ttl=0, negative_cache_ttl=0,
+                   cache_dir=None):
+        """Writes the test config; the cache is off unless cache_ttl is given."""
+        self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
         servers = servers or [self.api.url]
         rules = rules if rules is not None else [
             "map serviceaccount:pam/pam-user alice",
@@ -140,7 +143,8 @@ class Harness:
         lines.append(f"ca_file = {ca_file or self.api.ca_file}")
         lines.append(credential or f"reviewer_token_file = {self.reviewer_file}")
         lines += [f"audience = {a}" for a in audiences]
-        lines += ["connect_timeout = 1", "timeout = 3", "cache_ttl = 0", "negative_cache_ttl = 0"]
+        lines += ["connect_timeout = 1", "timeout = 3", f"cache_dir = {self.cache_dir}",
+                  f"cache_ttl = {cache_ttl}", f"negative_cache_ttl = {negative_cache_ttl}"]
         lines += [l for l in extra.splitlines() if l.strip()]
         lines += rules
         self._write_private(self.conf, "\n".join(lines) + "\n", 0o644)
@@ -194,11 +198,14 @@ class Harness:
         return env
 
     def run(self, user, answers=None, rhost=None, acct=False, sigchld=None, extra_env=None,
-            timeout=60):
-        """Runs one pam_authenticate for user with the given conversation answers."""
+            timeout=60, prefix=None):
+        """Runs one pam_authenticate for user with the given conversation answers.
+        prefix: a command to run the driver under (e.g. setpriv); the answers file is
+        then readable by all and the log goes wherever extra_env's KT_TEST_SYSLOG says."""
         if isinstance(answers, str):
             answers = [answers]
-        log_path = os.path.join(self.tmp, "syslog")
+        env = self.driver_env(extra_env)
+        log_path = env["KT_TEST_SYSLOG"]
         if os.path.exists(log_path):
             os.unlink(log_path)
         cmd = [DRIVER, "--confdir", self.confdir, "--service", SERVICE]
@@ -206,7 +213,8 @@ class Harness:
             cmd += ["--user", user]
         if answers is not None:
             path = os.path.join(self.tmp, "answers")
-            self._write_private(path, "".join(a + "\0" for a in answers))
+            self._write_private(path, "".join(a + "\0" for a in answers),
+                                0o644 if prefix else 0o600)
             cmd += ["--answers", path]
         if rhost:
             cmd += ["--rhost", rhost]
@@ -218,8 +226,9 @@ class Harness:
             cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
                    "--errors-for-leak-kinds=definite", "--track-fds=no",
                    "--suppressions=" + os.path.join(ROOT, "tests", "module", "valgrind.supp")] + cmd
+        cmd = list(prefix or []) + cmd
         start = time.monotonic()
-        proc = subprocess.run(cmd, env=self.driver_env(extra_env), capture_output=True,
+        proc = subprocess.run(cmd, env=env, capture_output=True,
                               text=True, errors="replace", timeout=timeout)
         elapsed = time.monotonic() - start
         log_text = open(log_path, errors="replace").read() if os.path.exists(log_path) else ""
@@ -230,6 +239,37 @@ class Harness:
         if user is not None and result.user is not None:
             assert result.user == escaped(user), "PAM_USER changed"  # D09: never changed
         return result
+
+    def spawn(self, user, tokens, tag, extra_env=None):
+        """Starts one driver that runs len(tokens) transactions for user, the i-th answering
+        tokens[i] (--answers-each), with a log of its own; finish it with collect()."""
+        path = os.path.join(self.tmp, f"answers-{tag}")
+        self._write_private(path, "".join(t + "\0" for t in tokens))
+        log_path = os.path.join(self.tmp, f"syslog-{tag}")
+        env = self.driver_env(dict(extra_env or {}, KT_TEST_SYSLOG=log_path))
+        cmd = [DRIVER, "--confdir", self.confdir, "--service", SERVICE, "--user", user,
+               "--answers-each", path, "--repeat", str(len(tokens))]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, errors="replace")
+        proc.kt_log_path = log_path
+        return proc
+
+    def collect(self, proc, timeout=120):
+        """Waits for a spawn()ed driver: (exit status, [PAM result names], [decision dicts])."""
+        out, err = proc.communicate(timeout=timeout)
+        log_text = (open(proc.kt_log_path, errors="replace").read()
+                    if os.path.exists(proc.kt_log_path) else "")
+        self.captured += [out, err, log_text]
+        codes = [PAM_RESULTS.get(int(l.split()[1]), l) for l in out.splitlines()
+                 if l.startswith("authenticate ")]
+        fake = subprocess.CompletedProcess([], proc.returncode, "", "")
+        decisions = []
+        for line in log_text.splitlines():
+            r = Result(fake, line, 0)
+            d = r.decision()
+            if d is not None:
+                decisions.append(d)
+        return proc.returncode, codes, decisions
 
     def scan_for_secrets(self):
         """L01: no 16-character piece of any token or credential in anything captured."""

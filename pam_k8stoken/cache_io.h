@@ -1,0 +1,24 @@
+/* Small file operations shared by the cache units (cache.c, cache_ops.c). */
+#ifndef KT_CACHE_IO_H
+#define KT_CACHE_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define KT_CACHE_TEMP_NAME_SIZE 24
+
+long long kt_cache_clock_ms(clockid_t id);
+/* The kernel's boot id (36 characters) into out. */
+int kt_cache_boot_id(char out[40]);
+/*
+ * Opens name under dirfd without following a symlink or waiting on a FIFO, and only
+ * if it is a regular file of ours, private (no group/other bits), at most max_size.
+ */
+int kt_cache_open_private(int dirfd, const char *name, int flags, size_t max_size);
+ssize_t kt_cache_read_all(int fd, char *buf, size_t max);
+int kt_cache_write_all(int fd, const void *buf, size_t len);
+/* Creates "t-<16 random hex>" exclusively for writing; its name goes to tmp. */
+int kt_cache_create_temp(int dirfd, char tmp[KT_CACHE_TEMP_NAME_SIZE]);
+
+#endif
