@@ -23,6 +23,9 @@ class BodyTooLarge(Exception):
 
 class TLSServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs when 50 logins connect at once (the
+    # client retries after 1 s, past connect_timeout); kube-apiserver uses somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address, ssl_context, app):
         self.ssl_context = ssl_context
@@ -33,6 +36,9 @@ class TLSServer(ThreadingHTTPServer):
     def finish_request(self, request, client_address):
         # The handshake runs in the connection's thread, so a silent client cannot block accept().
         request.settimeout(CONNECTION_TIMEOUT)
+        # Headers and body go out in separate writes: without this, Nagle and delayed ACK
+        # hold every reply ~40 ms, which a Go server does not.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             conn = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):

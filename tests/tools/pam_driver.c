@@ -7,13 +7,18 @@
  *   env NAME=VALUE           K8S_* variables after a success
  *   user NAME                PAM_USER after the call (must be unchanged)
  *   faildelay USEC           the delay the stack asked for (not slept)
+ *   elapsed_us USEC          pam_authenticate's own duration, CLOCK_MONOTONIC (--timing)
  * pam_syslog lines go to the file named by KT_TEST_SYSLOG (or stderr) as
  * "syslog PRIORITY MESSAGE": this program interposes glibc's syslog entry points.
  *
  * usage: pam_driver --confdir DIR --service NAME --user USER [--answers FILE]
  *                   [--rhost HOST] [--sigchld reap|ignore] [--repeat N] [--acct]
+ *                   [--timing] [--answers-each FILE]
  * Answers are read from FILE, each terminated by a NUL byte, in prompt order; a
- * missing answer is a NULL reply.
+ * missing answer is a NULL reply. With --repeat, FILE is re-read for every transaction;
+ * --answers-each FILE instead gives each transaction the next one answer of FILE (so
+ * that every repeat can present a different token; a transaction past the end of FILE
+ * gets no answer).
  */
 #include <security/pam_appl.h>
 #include <errno.h>
@@ -24,6 +29,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_ANSWERS 64
@@ -75,26 +81,43 @@ INTERPOSE void __syslog_chk(int priority, int flag, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The answers file holds NUL-terminated answers, so an answer may contain newlines. */
-static int load_answers(const char *path, struct answers *a)
+/* Appends the next NUL-terminated answer of f, if any (answers may contain newlines). */
+static void next_answer(FILE *f, struct answers *a)
 {
-	FILE *f = fopen(path, "r");
 	char *answer = NULL;
 	size_t cap = 0;
 
-	if (f == NULL)
-		return -1;
-	while (a->n < MAX_ANSWERS && getdelim(&answer, &cap, '\0', f) >= 0) {
+	if (a->n < MAX_ANSWERS && getdelim(&answer, &cap, '\0', f) >= 0) {
 		a->line[a->n] = strdup(answer);
-		if (a->line[a->n] == NULL)
-			break;
-		a->n++;
+		if (a->line[a->n] != NULL)
+			a->n++;
 	}
 	if (answer != NULL)
 		explicit_bzero(answer, cap);
 	free(answer);
+}
+
+static int load_answers(const char *path, struct answers *a)
+{
+	FILE *f = fopen(path, "r");
+	size_t before;
+
+	if (f == NULL)
+		return -1;
+	do {
+		before = a->n;
+		next_answer(f, a);
+	} while (a->n != before);
 	fclose(f);
 	return 0;
+}
+
+static long long monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* Prints text with every byte outside printable ASCII (and the backslash) as \xHH. */
@@ -159,7 +182,8 @@ static void reap_everything(int sig)
 }
 
 static int run_once(const char *confdir, const char *service, const char *user,
-                    const char *answers_file, const char *rhost, int acct)
+                    const char *answers_file, FILE *each, const char *rhost, int acct,
+                    int timing)
 {
 	struct answers a = { 0 };
 	struct pam_conv conv = { converse, &a };
@@ -171,6 +195,8 @@ static int run_once(const char *confdir, const char *service, const char *user,
 		perror(answers_file);
 		return 2;
 	}
+	if (each != NULL)
+		next_answer(each, &a);
 	rc = pam_start_confdir(service, user, &conv, confdir, &pamh);
 	if (rc != PAM_SUCCESS) {
 		printf("start %d %s\n", rc, pam_strerror(pamh, rc));
@@ -179,8 +205,12 @@ static int run_once(const char *confdir, const char *service, const char *user,
 	pam_set_item(pamh, PAM_FAIL_DELAY, (const void *)record_delay);
 	if (rhost != NULL)
 		pam_set_item(pamh, PAM_RHOST, rhost);
+	long long started = monotonic_ns();
 	rc = pam_authenticate(pamh, 0);
+	long long elapsed = monotonic_ns() - started;
 	printf("authenticate %d %s\n", rc, pam_strerror(pamh, rc));
+	if (timing)
+		printf("elapsed_us %.3f\n", (double)elapsed / 1000.0);
 	if (acct) {
 		int arc = pam_acct_mgmt(pamh, 0);
 		printf("acct %d %s\n", arc, pam_strerror(pamh, arc));
@@ -205,15 +235,20 @@ static int run_once(const char *confdir, const char *service, const char *user,
 int main(int argc, char **argv)
 {
 	const char *confdir = NULL, *service = NULL, *user = NULL, *answers = NULL, *rhost = NULL;
-	const char *sigchld = NULL;
+	const char *sigchld = NULL, *answers_each = NULL;
+	FILE *each = NULL;
 	long repeat = 1;
-	int acct = 0;
+	int acct = 0, timing = 0;
 
 	for (int i = 1; i < argc; i++) {
 		const char **slot = NULL;
 
 		if (strcmp(argv[i], "--acct") == 0) {
 			acct = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--timing") == 0) {
+			timing = 1;
 			continue;
 		}
 		if (strcmp(argv[i], "--confdir") == 0)
@@ -228,6 +263,8 @@ int main(int argc, char **argv)
 			slot = &rhost;
 		else if (strcmp(argv[i], "--sigchld") == 0)
 			slot = &sigchld;
+		else if (strcmp(argv[i], "--answers-each") == 0)
+			slot = &answers_each;
 		else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
 			repeat = strtol(argv[++i], NULL, 10);
 			continue;
@@ -246,9 +283,15 @@ int main(int argc, char **argv)
 		signal(SIGCHLD, SIG_IGN);
 	else if (sigchld != NULL && strcmp(sigchld, "reap") == 0)
 		signal(SIGCHLD, reap_everything);
+	if (answers_each != NULL && (each = fopen(answers_each, "r")) == NULL) {
+		perror(answers_each);
+		return 2;
+	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (long i = 0; i < repeat; i++)
-		if (run_once(confdir, service, user, answers, rhost, acct) != 0)
+		if (run_once(confdir, service, user, answers, each, rhost, acct, timing) != 0)
 			return 2;
+	if (each != NULL)
+		fclose(each);
 	return 0;
 }
