@@ -106,35 +106,50 @@ static void put_be32(unsigned char *p, size_t v)
 	p[3] = (unsigned char)v;
 }
 
+/* Appends be32(count) and each string as be32(length) bytes; returns the new end. */
+static unsigned char *put_list(unsigned char *p, char *const *items, size_t n)
+{
+	put_be32(p, n);
+	p += 4;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(items[i]);
+
+		put_be32(p, len);
+		memcpy(p + 4, items[i], len);
+		p += 4 + len;
+	}
+	return p;
+}
+
+static size_t list_size(char *const *items, size_t n)
+{
+	size_t total = 4;
+
+	for (size_t i = 0; i < n; i++)
+		total += 4 + strlen(items[i]);
+	return total;
+}
+
 void kt_cache_name(const struct kt_cache *c, const char *token, size_t len,
-                   char *const *audiences, size_t n_audiences, char name[KT_CACHE_NAME_LEN + 1])
+                   char *const *audiences, size_t n_audiences, char *const *servers,
+                   size_t n_servers, char name[KT_CACHE_NAME_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE], *msg, *p;
 	unsigned int mdlen = 0;
-	size_t total = sizeof(NAME_DOMAIN) + 4 + len + 4;
+	size_t total = sizeof(NAME_DOMAIN) + 4 + len + list_size(audiences, n_audiences) +
+	               list_size(servers, n_servers);
 
 	name[0] = '\0';
-	for (size_t i = 0; i < n_audiences; i++)
-		total += 4 + strlen(audiences[i]);
 	msg = malloc(total);
 	if (msg == NULL)
 		return;
-	p = msg;
-	memcpy(p, NAME_DOMAIN, sizeof(NAME_DOMAIN));
-	p += sizeof(NAME_DOMAIN);
+	memcpy(msg, NAME_DOMAIN, sizeof(NAME_DOMAIN));
+	p = msg + sizeof(NAME_DOMAIN);
 	put_be32(p, len);
 	memcpy(p + 4, token, len);
-	p += 4 + len;
-	put_be32(p, n_audiences);
-	p += 4;
-	for (size_t i = 0; i < n_audiences; i++) {
-		size_t alen = strlen(audiences[i]);
-
-		put_be32(p, alen);
-		memcpy(p + 4, audiences[i], alen);
-		p += 4 + alen;
-	}
+	p = put_list(p + 4 + len, audiences, n_audiences);
+	put_list(p, servers, n_servers);
 	if (HMAC(EVP_sha256(), c->key, KT_CACHE_KEY_LEN, msg, total, md, &mdlen) != NULL &&
 	    mdlen == 32) {
 		name[0] = 'e';

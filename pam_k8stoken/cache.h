@@ -10,7 +10,10 @@
  *   t-<hex>        a write in progress (renamed into place; removed by clean-up if left)
  *
  * Entry name: "e-" + hex(HMAC-SHA256(key, "k8stoken-entry-name" 0x00 || be32(len) token
- *             || be32(#audiences) || for each: be32(len) audience)).
+ *             || be32(#audiences) || for each: be32(len) audience
+ *             || be32(#servers) || for each: be32(len) server URL)).
+ * The server list is part of the name so that pointing a host at another cluster
+ * never reuses the old cluster's answers.
  * Entry text (at most KT_CACHE_ENTRY_MAX bytes; lines in this order, identity lines only
  * for a positive result, optional ones only when set):
  *
@@ -89,9 +92,13 @@ enum kt_cache_result kt_cache_entry_parse(const unsigned char key[KT_CACHE_KEY_L
 int kt_cache_open(struct kt_cache *c, const char *dir, uid_t owner, char *err, size_t errlen);
 void kt_cache_close(struct kt_cache *c);
 
-/* Entry name for a token and the configured audiences (NUL-terminated, KT_CACHE_NAME_LEN chars). */
+/*
+ * Entry name for a token under the configured audiences and servers (NUL-terminated,
+ * KT_CACHE_NAME_LEN chars; "" when it cannot be computed).
+ */
 void kt_cache_name(const struct kt_cache *c, const char *token, size_t len,
-                   char *const *audiences, size_t n_audiences, char name[KT_CACHE_NAME_LEN + 1]);
+                   char *const *audiences, size_t n_audiences, char *const *servers,
+                   size_t n_servers, char name[KT_CACHE_NAME_LEN + 1]);
 
 enum kt_cache_result kt_cache_lookup(const struct kt_cache *c, const char *name,
                                      struct kt_identity *id);

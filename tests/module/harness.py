@@ -135,6 +135,7 @@ class Harness:
         """Writes the test config; the cache is off unless cache_ttl is given."""
         self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
         servers = servers or [self.api.url]
+        self.servers = list(servers)
         rules = rules if rules is not None else [
             "map serviceaccount:pam/pam-user alice",
             "map serviceaccount:team-*/* {name}",
