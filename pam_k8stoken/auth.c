@@ -9,6 +9,7 @@
 #include "config.h"
 #include "decide.h"
 #include "logline.h"
+#include "prompt.h"
 #include "secure.h"
 
 /* pam_set_data key: the local user this module authenticated in this transaction. */
@@ -24,6 +25,7 @@ static int pam_code(enum kt_reason r)
 		return PAM_IGNORE;
 	case KT_R_EMPTY_TOKEN:
 	case KT_R_TOKEN_TOO_LONG:
+	case KT_R_INCOMPLETE_TOKEN:
 	case KT_R_UNAUTHENTICATED:
 	case KT_R_AUDIENCE:
 	case KT_R_NOT_SERVICEACCOUNT:
@@ -76,16 +78,17 @@ static int log_priority(enum kt_reason r)
 
 /*
  * Gets the token: the previous module's PAM_AUTHTOK with use_first_pass/try_first_pass,
- * else one echo-off prompt. The token is never stored as PAM_AUTHTOK by this module.
- * *owned tells whether the caller must free (and zero) *token.
+ * else the prompt, in parts when needed. The token is never stored as PAM_AUTHTOK by
+ * this module. *owned (*owned_len bytes + NUL) is what the caller must zero and free.
  */
 static int get_token(pam_handle_t *pamh, const struct kt_config *cfg, const char **token,
-                     char **owned)
+                     char **owned, size_t *owned_len)
 {
 	const void *item = NULL;
 	int rc;
 
 	*owned = NULL;
+	*owned_len = 0;
 	*token = NULL;
 	if (cfg->use_first_pass || cfg->try_first_pass) {
 		rc = pam_get_item(pamh, PAM_AUTHTOK, &item);
@@ -96,13 +99,11 @@ static int get_token(pam_handle_t *pamh, const struct kt_config *cfg, const char
 		if (cfg->use_first_pass)
 			return PAM_AUTH_ERR;
 	}
-	rc = pam_prompt(pamh, PAM_PROMPT_ECHO_OFF, owned, "%s", cfg->prompt);
+	rc = kt_prompt_token(pamh, cfg, owned, owned_len);
 	if (rc == PAM_CONV_AGAIN)
 		return PAM_INCOMPLETE;
-	if (rc != PAM_SUCCESS)
-		return rc;
-	*token = *owned != NULL ? *owned : "";
-	return PAM_SUCCESS;
+	*token = *owned;
+	return rc;
 }
 
 static int put_env(pam_handle_t *pamh, const char *name, const char *value)
@@ -169,6 +170,7 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	const char *conf_path = NULL, *user = NULL, *token = NULL;
 	const void *rhost = NULL;
 	char *owned = NULL, err[512], line[1024];
+	size_t owned_len = 0;
 	int rc;
 
 	(void)flags;
@@ -187,7 +189,7 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 		rc = rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_USER_UNKNOWN;
 		goto out;
 	}
-	rc = get_token(pamh, &cfg, &token, &owned);
+	rc = get_token(pamh, &cfg, &token, &owned, &owned_len);
 	if (rc != PAM_SUCCESS) {
 		pam_syslog(pamh, LOG_NOTICE, "no token: %s", pam_strerror(pamh, rc));
 		goto out;
@@ -218,7 +220,7 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 			           pam_strerror(pamh, rc));
 	}
 out:
-	kt_free_secret_str(owned);
+	kt_free_secret(owned, owned_len + 1);
 	kt_decision_free(&d);
 	kt_config_free(&cfg);
 	return rc;

@@ -169,6 +169,8 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 	memset(d, 0, sizeof(*d));
 	/* First, so that a password meant for the next module is ignored for every account. */
 	rc = kt_token_check(token, len, cfg->max_token_size, &info);
+	if (rc == KT_R_NOT_JWT && kt_token_shape(token, len) == KT_SHAPE_PARTIAL)
+		rc = KT_R_INCOMPLETE_TOKEN;   /* not a password: the end of a token is missing */
 	if (rc != KT_R_OK)
 		goto out;   /* no fingerprint: the input may be someone's password */
 	fingerprint(token, len, d->fingerprint);

@@ -7,6 +7,7 @@ static const char *const names[KT_R__COUNT] = {
 	[KT_R_EMPTY_TOKEN] = "empty_token",
 	[KT_R_NOT_JWT] = "not_jwt",
 	[KT_R_TOKEN_TOO_LONG] = "token_too_long",
+	[KT_R_INCOMPLETE_TOKEN] = "incomplete_token",
 	[KT_R_UNAUTHENTICATED] = "unauthenticated",
 	[KT_R_AUDIENCE] = "audience_mismatch",
 	[KT_R_NOT_SERVICEACCOUNT] = "not_serviceaccount",

@@ -8,6 +8,7 @@ enum kt_reason {
 	KT_R_EMPTY_TOKEN,       /* empty answer */
 	KT_R_NOT_JWT,           /* not shaped like a ServiceAccount JWT */
 	KT_R_TOKEN_TOO_LONG,    /* longer than max_token_size */
+	KT_R_INCOMPLETE_TOKEN,  /* the start of a token, but the parts stopped before its end */
 	/* definitive answers about the token or the identity */
 	KT_R_UNAUTHENTICATED,   /* TokenReview: authenticated absent/false */
 	KT_R_AUDIENCE,          /* status.audiences lacks every configured audience */

@@ -28,9 +28,12 @@ static const struct {
 	const char *name;
 	size_t sig_min, sig_max;   /* signature segment length in base64url chars */
 } kt_algs[] = {
-	/* RSA: modulus of 256..1024 whole bytes (2048..8192 bits) -> ceil(k*4/3) chars */
-	{ "RS256", 342, 1366 }, { "RS384", 342, 1366 }, { "RS512", 342, 1366 },
-	{ "PS256", 342, 1366 }, { "PS384", 342, 1366 }, { "PS512", 342, 1366 },
+	/*
+	 * RSA: 2048-, 3072- and 4096-bit keys (342, 512, 683 chars). Only these few lengths
+	 * count as complete, so that a token entered in parts is not judged complete early.
+	 */
+	{ "RS256", 342, 683 }, { "RS384", 342, 683 }, { "RS512", 342, 683 },
+	{ "PS256", 342, 683 }, { "PS384", 342, 683 }, { "PS512", 342, 683 },
 	/* ECDSA: raw r||s, 2*32, 2*48, 2*66 bytes */
 	{ "ES256", 86, 86 }, { "ES384", 128, 128 }, { "ES512", 176, 176 },
 };
@@ -138,15 +141,91 @@ static const char *get_string(json_object *obj, const char *key, bool *bad)
 
 static bool sig_len_fits(size_t idx, size_t siglen)
 {
-	size_t k;
-
 	if (siglen < kt_algs[idx].sig_min || siglen > kt_algs[idx].sig_max)
 		return false;
 	if (kt_algs[idx].sig_min == kt_algs[idx].sig_max)
 		return true;
-	/* RSA: siglen must be exactly ceil(k*4/3) for a whole number of modulus bytes k */
-	k = siglen * 3 / 4;
-	return (k * 4 + 2) / 3 == siglen && k >= 256 && k <= 1024;
+	/* RSA: a 2048-, 3072- or 4096-bit modulus, i.e. ceil(k*4/3) for k = 256, 384, 512 bytes */
+	return siglen == 342 || siglen == 512 || siglen == 683;
+}
+
+/* Index in kt_algs of the algorithm a header segment names, or SIZE_MAX (bad header). */
+static size_t header_alg(const char *seg, size_t len, unsigned char buf[KT_TOKEN_SEG_MAX])
+{
+	json_object *hdr;
+	size_t n, idx = SIZE_MAX;
+	bool bad = false;
+	const char *s;
+
+	if (len % 4 == 1 || b64url_decoded_len(len) > KT_TOKEN_SEG_MAX)
+		return SIZE_MAX;
+	n = b64url_decode(seg, len, buf, KT_TOKEN_SEG_MAX);
+	if (n == SIZE_MAX || (hdr = parse_object(buf, n)) == NULL)
+		return SIZE_MAX;
+	s = get_string(hdr, "alg", &bad);
+	for (size_t a = 0; s != NULL && a < sizeof(kt_algs) / sizeof(kt_algs[0]); a++)
+		if (strcmp(s, kt_algs[a].name) == 0)
+			idx = a;   /* none, HS*, EdDSA, anything unknown stay SIZE_MAX */
+	json_object_put(hdr);
+	return idx;
+}
+
+/* Checks a payload segment: a JSON object, "exp" an integer, "iss" a string; fills info. */
+static bool payload_ok(const char *seg, size_t len, unsigned char buf[KT_TOKEN_SEG_MAX],
+                       struct kt_token_info *info)
+{
+	json_object *pl, *v;
+	bool bad = false, ok = false;
+	const char *s;
+	size_t n;
+
+	if (len % 4 == 1 || b64url_decoded_len(len) > KT_TOKEN_SEG_MAX)
+		return false;
+	n = b64url_decode(seg, len, buf, KT_TOKEN_SEG_MAX);
+	if (n == SIZE_MAX || (pl = parse_object(buf, n)) == NULL)
+		return false;
+	if (json_object_object_get_ex(pl, "exp", &v)) {
+		if (!json_object_is_type(v, json_type_int))
+			goto out;
+		info->has_exp = true;
+		info->exp = (long long)json_object_get_int64(v);
+	}
+	s = get_string(pl, "iss", &bad);
+	if (bad)
+		goto out;
+	info->legacy = s != NULL && strcmp(s, "kubernetes/serviceaccount") == 0;
+	ok = true;
+out:
+	json_object_put(pl);
+	return ok;
+}
+
+/*
+ * Splits text at its dots into at most three segments; false on a character outside
+ * the token alphabet, a fourth segment or an empty one (the last one may be empty when
+ * allow_empty_last, for text that is still being entered).
+ */
+static bool split_segments(const char *text, size_t len, const char *seg[3], size_t seglen[3],
+                           size_t *nseg, bool allow_empty_last)
+{
+	size_t start = 0;
+
+	*nseg = 0;
+	for (size_t i = 0; i <= len; i++) {
+		unsigned char c = i < len ? (unsigned char)text[i] : '.';
+
+		if (c == '.') {
+			if (*nseg == 3 || (i == start && !(allow_empty_last && i == len)))
+				return false;
+			seg[*nseg] = text + start;
+			seglen[*nseg] = i - start;
+			(*nseg)++;
+			start = i + 1;
+		} else if (b64url_value(c) < 0) {
+			return false;
+		}
+	}
+	return true;
 }
 
 enum kt_reason kt_token_check(const char *tok, size_t len, size_t max_len,
@@ -154,13 +233,9 @@ enum kt_reason kt_token_check(const char *tok, size_t len, size_t max_len,
 {
 	unsigned char buf[KT_TOKEN_SEG_MAX];
 	const char *seg[3];
-	size_t seglen[3];
-	size_t nseg = 0, start = 0, alg_idx = SIZE_MAX, n;
-	json_object *hdr = NULL, *pl = NULL, *v;
+	size_t seglen[3], nseg, alg_idx;
 	struct kt_token_info tmp;
 	enum kt_reason r = KT_R_NOT_JWT;
-	bool bad = false;
-	const char *s;
 
 	memset(&tmp, 0, sizeof(tmp));
 	if (info != NULL)
@@ -169,69 +244,58 @@ enum kt_reason kt_token_check(const char *tok, size_t len, size_t max_len,
 		return KT_R_EMPTY_TOKEN;
 	if (len > max_len)
 		return KT_R_TOKEN_TOO_LONG;   /* O(1): before looking at any byte */
-
-	/* charset and segmentation in one pass */
-	for (size_t i = 0; i <= len; i++) {
-		unsigned char c = i < len ? (unsigned char)tok[i] : '.';
-
-		if (c == '.') {
-			if (nseg == 3 || i == start)
-				return KT_R_NOT_JWT;   /* a 4th segment, or an empty one */
-			seg[nseg] = tok + start;
-			seglen[nseg] = i - start;
-			nseg++;
-			start = i + 1;
-		} else if (b64url_value(c) < 0) {
-			return KT_R_NOT_JWT;
-		}
-	}
-	if (nseg != 3)
-		return KT_R_NOT_JWT;
-	if (seglen[0] % 4 == 1 || seglen[1] % 4 == 1 || seglen[2] % 4 == 1 ||
-	    b64url_decoded_len(seglen[0]) > KT_TOKEN_SEG_MAX ||
-	    b64url_decoded_len(seglen[1]) > KT_TOKEN_SEG_MAX)
+	if (!split_segments(tok, len, seg, seglen, &nseg, false) || nseg != 3 || seglen[2] % 4 == 1)
 		return KT_R_NOT_JWT;
 
-	/* header */
-	n = b64url_decode(seg[0], seglen[0], buf, sizeof(buf));
-	if (n == SIZE_MAX || (hdr = parse_object(buf, n)) == NULL)
-		goto out;
-	s = get_string(hdr, "alg", &bad);
-	if (s == NULL)
-		goto out;
-	for (size_t a = 0; a < sizeof(kt_algs) / sizeof(kt_algs[0]); a++)
-		if (strcmp(s, kt_algs[a].name) == 0)
-			alg_idx = a;
+	alg_idx = header_alg(seg[0], seglen[0], buf);
 	if (alg_idx == SIZE_MAX)
-		goto out;   /* none, HS*, EdDSA, anything unknown */
+		goto out;
 	memcpy(tmp.alg, kt_algs[alg_idx].name, strlen(kt_algs[alg_idx].name) + 1);
-
 	/* signature: length fits alg, decodes */
 	if (!sig_len_fits(alg_idx, seglen[2]) ||
 	    b64url_decode(seg[2], seglen[2], NULL, 0) == SIZE_MAX)
 		goto out;
-
-	/* payload */
-	n = b64url_decode(seg[1], seglen[1], buf, sizeof(buf));
-	if (n == SIZE_MAX || (pl = parse_object(buf, n)) == NULL)
+	if (!payload_ok(seg[1], seglen[1], buf, &tmp))
 		goto out;
-	if (json_object_object_get_ex(pl, "exp", &v)) {
-		if (!json_object_is_type(v, json_type_int))
-			goto out;
-		tmp.has_exp = true;
-		tmp.exp = (long long)json_object_get_int64(v);
-	}
-	s = get_string(pl, "iss", &bad);
-	if (bad)
-		goto out;
-	tmp.legacy = s != NULL && strcmp(s, "kubernetes/serviceaccount") == 0;
-
 	r = KT_R_OK;
 	if (info != NULL)
 		*info = tmp;
 out:
-	json_object_put(hdr);
-	json_object_put(pl);
 	explicit_bzero(buf, sizeof(buf));   /* decoded claims are not secret, but cheap */
 	return r;
+}
+
+enum kt_token_shape kt_token_shape(const char *text, size_t len)
+{
+	unsigned char buf[KT_TOKEN_SEG_MAX];
+	struct kt_token_info info = { 0 };
+	enum kt_token_shape shape = KT_SHAPE_NOT_TOKEN;
+	const char *seg[3];
+	size_t seglen[3], nseg, alg_idx = SIZE_MAX;
+
+	if (kt_token_check(text, len, SIZE_MAX, NULL) == KT_R_OK)
+		return KT_SHAPE_COMPLETE;
+	/* '{"' in base64url: anything else is a password or noise, never asked to go on */
+	if (len < 3 || memcmp(text, "eyJ", 3) != 0 ||
+	    !split_segments(text, len, seg, seglen, &nseg, true))
+		return KT_SHAPE_NOT_TOKEN;
+	/* every finished segment must already be right; the last one may still grow */
+	if (nseg == 1) {
+		shape = b64url_decoded_len(len) <= KT_TOKEN_SEG_MAX ? KT_SHAPE_PARTIAL
+		                                                    : KT_SHAPE_NOT_TOKEN;
+		goto out;
+	}
+	alg_idx = header_alg(seg[0], seglen[0], buf);
+	if (alg_idx == SIZE_MAX)
+		goto out;
+	if (nseg == 2) {
+		if (b64url_decoded_len(seglen[1]) <= KT_TOKEN_SEG_MAX)
+			shape = KT_SHAPE_PARTIAL;
+		goto out;
+	}
+	if (payload_ok(seg[1], seglen[1], buf, &info) && seglen[2] < kt_algs[alg_idx].sig_max)
+		shape = KT_SHAPE_PARTIAL;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	return shape;
 }

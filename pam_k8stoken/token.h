@@ -22,11 +22,26 @@ struct kt_token_info {
  *   - header: base64url (no padding) of a JSON object with a string "alg" among
  *     RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 (never none/HS*);
  *   - payload: base64url of a JSON object; "exp", when present, an integer;
- *   - signature length fits alg (ES256 86, ES384 128, ES512 176 chars; RSA/PS:
- *     a 2048..8192-bit modulus in whole bytes -> ceil(bytes*4/3) chars).
+ *   - signature length fits alg (ES256 86, ES384 128, ES512 176 chars; RS/PS with a
+ *     2048-, 3072- or 4096-bit key: 342, 512 or 683 chars).
  * Anything else: KT_R_NOT_JWT. info may be NULL.
  */
 enum kt_reason kt_token_check(const char *tok, size_t len, size_t max_len,
                               struct kt_token_info *info);
+
+/* How far text is on its way to a ServiceAccount JWT, for entry in several parts. */
+enum kt_token_shape {
+	KT_SHAPE_COMPLETE,   /* passes kt_token_check's shape rules (size limit aside) */
+	KT_SHAPE_PARTIAL,    /* not yet, but more text could make it one: ask for the next part */
+	KT_SHAPE_NOT_TOKEN,  /* nothing appended can make it a token (e.g. a password) */
+};
+
+/*
+ * PARTIAL requires the text to start like a JWT ("eyJ", the base64url of '{"'), to use
+ * only the token alphabet, to have at most three segments, every finished segment
+ * (header, payload) to decode as kt_token_check demands, and a signature shorter than
+ * the longest the header's alg allows.
+ */
+enum kt_token_shape kt_token_shape(const char *text, size_t len);
 
 #endif

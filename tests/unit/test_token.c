@@ -249,8 +249,8 @@ static void test_real_shapes(void **state)
 
 	{
 		static const struct { const char *alg; size_t bytes; } more[] = {
-			{ "RS384", 384 }, { "RS512", 1024 }, { "PS256", 256 }, { "PS384", 300 }, { "PS512", 1000 },
-			{ "ES384", 96 }, { "ES512", 132 }, { "RS256", 257 }, { "RS256", 1023 },
+			{ "RS384", 384 }, { "RS512", 512 }, { "PS256", 256 }, { "PS384", 384 }, { "PS512", 512 },
+			{ "ES384", 96 }, { "ES512", 132 }, { "RS256", 384 }, { "RS256", 512 },
 		};
 
 		for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
@@ -531,7 +531,7 @@ static void test_sig_lengths(void **state)
 				fits = (algs[a][2] == '2' && L == 86) || (algs[a][2] == '3' && L == 128) ||
 				       (algs[a][2] == '5' && L == 176);
 			else
-				fits = L >= 342 && L <= 1366 && L % 4 != 1;
+				fits = L == 342 || L == 512 || L == 683;
 			t = join3(h, p, s);
 			check(t, strlen(t), MAX_DEFAULT, fits ? KT_R_OK : KT_R_NOT_JWT, NULL);
 			accepted[a] += fits;
@@ -542,8 +542,8 @@ static void test_sig_lengths(void **state)
 		free(h);
 		free(p);
 	}
-	/* RSA: 1025 - 256 whole-byte moduli... minus none: every L%4!=1 in range is some ceil(4k/3) */
-	assert_int_equal(accepted[0], 769);
+	/* RSA: 2048-, 3072- and 4096-bit keys only (issue: "RS/PS256 with 2048/3072/4096-bit keys") */
+	assert_int_equal(accepted[0], 3);
 	assert_int_equal(accepted[6], 1);
 	/* spot checks from the brief: 2048 -> 342, 3072 -> 512, 4096 -> 683, 8192 -> 1366 */
 	{
@@ -660,6 +660,67 @@ static void test_mutations(void **state)
 		free(tokens[i]);
 }
 
+/* Every proper prefix of a real token is PARTIAL (or COMPLETE at an RSA length), the whole COMPLETE. */
+static void test_shape_of_prefixes(void **state)
+{
+	static const struct {
+		const char *alg;
+		size_t sigbytes;
+	} kinds[] = { { "RS256", 256 }, { "RS256", 512 }, { "ES256", 64 }, { "ES512", 132 } };
+	const char *payload = "{\"aud\":[\"pam-test\"],\"exp\":1735690200,\"iss\":\"https://k\","
+	                      "\"sub\":\"system:serviceaccount:pam:pam-user\"}";
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		char *t = make_alg_token(kinds[k].alg, payload, kinds[k].sigbytes);
+		size_t len = strlen(t), complete_early = 0;
+
+		assert_int_equal(kt_token_shape(t, len), KT_SHAPE_COMPLETE);
+		for (size_t n = 3; n < len; n++) {
+			enum kt_token_shape sh = kt_token_shape(t, n);
+
+			assert_true(sh == KT_SHAPE_PARTIAL || sh == KT_SHAPE_COMPLETE);
+			complete_early += sh == KT_SHAPE_COMPLETE;
+		}
+		/* only an RSA-4096 signature passes through a valid 2048/3072-bit length */
+		assert_int_equal(complete_early, kinds[k].sigbytes == 512 ? 2 : 0);
+		free(t);
+	}
+}
+
+static void test_shape_of_non_tokens(void **state)
+{
+	char *bad_hdr = NULL, *none = make_alg_token("none", "{\"exp\":1}", 64);
+	char *t = make_alg_token("ES256", "{\"exp\":1}", 64);
+	static const char *const passwords[] = {
+		"", "e", "ey", "hunter2", "correct horse battery staple", "eyJ hello", "eyJ\n",
+		"eyJhbGciOiJSUzI1NiJ9..", "eyJ.a.b.c", "EYJhbGci", "\b\n\r\177INCORRECT",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(passwords) / sizeof(passwords[0]); i++)
+		assert_int_equal(kt_token_shape(passwords[i], strlen(passwords[i])), KT_SHAPE_NOT_TOKEN);
+	/* a finished header must name an allowed alg */
+	*strchr(none, '.') = '\0';
+	assert_true(asprintf(&bad_hdr, "%s.", none) > 0);
+	assert_int_equal(kt_token_shape(bad_hdr, strlen(bad_hdr)), KT_SHAPE_NOT_TOKEN);
+	/* a finished payload must decode; a fourth segment is never a token */
+	char *dot = strchr(t, '.');
+	char *broken = NULL;
+	assert_true(asprintf(&broken, "%.*s.!!!!.", (int)(dot - t), t) > 0);
+	assert_int_equal(kt_token_shape(broken, strlen(broken)), KT_SHAPE_NOT_TOKEN);
+	free(broken);
+	assert_true(asprintf(&broken, "%s.x", t) > 0);
+	assert_int_equal(kt_token_shape(broken, strlen(broken)), KT_SHAPE_NOT_TOKEN);
+	/* an ES256 signature longer than 86 characters can never complete */
+	assert_true(asprintf(&broken, "%sAAAA", t) > 0);
+	assert_int_equal(kt_token_shape(broken, strlen(broken)), KT_SHAPE_NOT_TOKEN);
+	free(broken);
+	free(bad_hdr);
+	free(none);
+	free(t);
+}
+
 static int print_totals(void **state)
 {
 	(void)state;
@@ -683,6 +744,8 @@ int main(void)
 		cmocka_unit_test(test_payload_claims),
 		cmocka_unit_test(test_sshd_junk),
 		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_shape_of_prefixes),
+		cmocka_unit_test(test_shape_of_non_tokens),
 	};
 
 	return cmocka_run_group_tests_name("token", tests, NULL, print_totals);

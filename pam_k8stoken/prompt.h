@@ -1,0 +1,24 @@
+/* Reading a token through the PAM conversation, in several parts when it is long (PRODUCT §5). */
+#ifndef KT_PROMPT_H
+#define KT_PROMPT_H
+
+#include <security/pam_modules.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* The prompt for part n >= 2; it always contains "(part N)", which k8stoken-askpass keys on. */
+#define KT_PART_PROMPT "Kubernetes token (part %u): "
+
+/*
+ * Prompts with cfg->prompt, then, while the joined answers are the unfinished start of
+ * a token (kt_token_shape PARTIAL), with KT_PART_PROMPT for parts 2, 3, ... until the
+ * token is complete, an answer is empty, or max_token_size is passed. When the first
+ * answer has exactly the length at which a known client cuts answers (1023: OpenSSH,
+ * 511: sudo) the part-2 prompt says so. *token is malloc'ed, NUL-terminated (free with
+ * kt_free_secret(*token, *len + 1)); an empty or NULL first answer gives "".
+ * Returns a PAM code: PAM_SUCCESS, PAM_BUF_ERR, or the conversation's failure.
+ */
+int kt_prompt_token(pam_handle_t *pamh, const struct kt_config *cfg, char **token, size_t *len);
+
+#endif
