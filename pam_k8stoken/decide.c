@@ -117,7 +117,8 @@ static enum kt_reason review_cached(const struct kt_config *cfg, const char *con
                                     const char *token, size_t len,
                                     const struct kt_token_info *info, struct kt_decision *d)
 {
-	long long deadline = now_ms() + kt_review_deadline_ms(cfg);
+	long budget = kt_review_deadline_ms(cfg);
+	long long deadline = now_ms() + budget;
 	struct kt_cache cache = { .dirfd = -1 };
 	char name[KT_CACHE_NAME_LEN + 1] = "";
 	enum kt_reason rc;
@@ -125,14 +126,14 @@ static enum kt_reason review_cached(const struct kt_config *cfg, const char *con
 	int lockfd = -1;
 
 	if (cfg->cache_ttl == 0 && cfg->negative_cache_ttl == 0)
-		return review(cfg, conf_path, token, len, kt_review_deadline_ms(cfg), d, &negative_ok);
+		return review(cfg, conf_path, token, len, budget, d, &negative_ok);
 	/* an entry stored while the clock was wrong must not outlive the token itself */
 	if (info->has_exp && info->exp <= (long long)time(NULL)) {
 		d->cache = KT_CACHE_USED_MISS;
-		return review(cfg, conf_path, token, len, kt_review_deadline_ms(cfg), d, &negative_ok);
+		return review(cfg, conf_path, token, len, budget, d, &negative_ok);
 	}
 	if (kt_cache_open(&cache, cfg->cache_dir, 0, d->cache_error, sizeof(d->cache_error)) < 0)
-		return review(cfg, conf_path, token, len, kt_review_deadline_ms(cfg), d, &negative_ok);
+		return review(cfg, conf_path, token, len, budget, d, &negative_ok);
 	kt_cache_name(&cache, token, len, cfg->audiences, cfg->n_audiences, cfg->servers,
 	              cfg->n_servers, name);
 	d->cache = KT_CACHE_USED_MISS;
@@ -142,7 +143,7 @@ static enum kt_reason review_cached(const struct kt_config *cfg, const char *con
 	 * Wait for a concurrent review of this token for half the deadline at most: a holder
 	 * that hangs must cost one extra review, not the login of every token in its stripe.
 	 */
-	lockfd = kt_cache_lock(&cache, name, now_ms() + kt_review_deadline_ms(cfg) / 2);
+	lockfd = kt_cache_lock(&cache, name, now_ms() + budget / 2);
 	/* whoever held the lock may have stored the answer meanwhile */
 	if (lockfd >= 0 && from_cache(&cache, name, d, &rc))
 		goto out;
