@@ -14,6 +14,7 @@ PREFIX     ?= /usr
 PAMDIR     ?= $(PREFIX)/lib/$(MULTIARCH)/security
 LIBEXECDIR ?= $(PREFIX)/libexec/pam_k8stoken
 SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 HELPER_PATH ?= $(LIBEXECDIR)/k8stoken-review
 VERSION    := 0.1.0
@@ -48,16 +49,17 @@ TOOL_OBJS   := $(call obj,$(TOOL_SRCS))
 LIBK        := $(BUILD)/libk8stoken.a
 SHARED_OBJS := $(call obj,decide.c spawn.c account.c logline.c)
 
-MODULE := $(BUILD)/pam_k8stoken.so
-HELPER := $(BUILD)/k8stoken-review
-TOOL   := $(BUILD)/k8stoken
+MODULE  := $(BUILD)/pam_k8stoken.so
+HELPER  := $(BUILD)/k8stoken-review
+TOOL    := $(BUILD)/k8stoken
+ASKPASS := $(BUILD)/k8stoken-askpass
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
 
 .PHONY: all test-programs check demo bench deps install clean
-all: $(MODULE) $(HELPER) $(TOOL)
+all: $(MODULE) $(HELPER) $(TOOL) $(ASKPASS)
 
 $(BUILD)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
@@ -74,6 +76,9 @@ $(MODULE): $(MODULE_OBJS) $(LIBK) $(SRC)/pam_k8stoken.map
 	  $(PKG_LIBS) -lpam
 
 $(HELPER): $(HELPER_OBJS) $(LIBK)
+	$(CC) -pie -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS)
+
+$(ASKPASS): $(call obj,askpass.c) $(LIBK)
 	$(CC) -pie -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS)
 
 $(TOOL): $(TOOL_OBJS) $(SHARED_OBJS) $(LIBK)
@@ -104,10 +109,12 @@ bench: deps
 
 install: all
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) \
-	  $(DESTDIR)$(SYSCONFDIR)/security
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/security
 	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/pam_k8stoken.so
 	install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/k8stoken-review
 	install -m 0755 $(TOOL) $(DESTDIR)$(SBINDIR)/k8stoken
+	install -m 0755 $(ASKPASS) $(DESTDIR)$(BINDIR)/k8stoken-askpass
+	install -m 0755 $(SRC)/kubectl-k8stoken $(DESTDIR)$(BINDIR)/kubectl-k8stoken
 	# an existing configuration is the administrator's: never overwritten
 	[ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_k8stoken.conf ] || \
 	  install -m 0644 conf/pam_k8stoken.conf $(DESTDIR)$(SYSCONFDIR)/security/pam_k8stoken.conf

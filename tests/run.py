@@ -2,8 +2,9 @@
 """Runs every test suite of `make check` and ends with one line: "N passed, N failed".
 
 Suites: cmocka unit tests, the module's exported surface, the test API server's own
-pytest suite, the module tests through real libpam; then the unit and module tests
-again under ASan+UBSan, and the module tests under valgrind memcheck.
+pytest suite, the module tests through real libpam, the end-to-end tests with the real
+ssh/sshd/sudo/kubectl; then the unit and module tests again under ASan+UBSan, and the
+module tests under valgrind memcheck.
 Set KT_CHECK_QUICK=1 to skip the sanitizer and valgrind passes while developing.
 """
 import os
@@ -95,6 +96,7 @@ def main():
         surface_suite("build")
         pytest_suite("test API server", "tests/apiserver")
         pytest_suite("module", "tests/module", {"KT_BUILD": "build"})
+        pytest_suite("end to end: clients, sshd, sudo", "tests/e2e", {"KT_BUILD": "build"})
     if not quick:
         if build("build-asan", "SANITIZE=1"):
             unit_suite("build-asan")

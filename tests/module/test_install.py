@@ -18,6 +18,8 @@ def test_install_layout(tmp_path):
         "usr/lib/x86_64-linux-gnu/security/pam_k8stoken.so": 0o644,
         "usr/libexec/pam_k8stoken/k8stoken-review": 0o755,
         "usr/sbin/k8stoken": 0o755,
+        "usr/bin/k8stoken-askpass": 0o755,
+        "usr/bin/kubectl-k8stoken": 0o755,
         "etc/security/pam_k8stoken.conf": 0o644,
     }
     for path, mode in expect.items():

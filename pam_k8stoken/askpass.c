@@ -1,0 +1,334 @@
+/*
+ * k8stoken-askpass: answers pam_k8stoken's prompts for ssh (SSH_ASKPASS) and sudo (SUDO_ASKPASS).
+ *
+ *   k8stoken-askpass PROMPT
+ *
+ * The token comes from the file named by K8STOKEN_FILE (preferred) or from K8STOKEN. The
+ * OpenSSH client cuts every answer at 1,023 characters and sudo refuses answers of 512 or more,
+ * so the token is split into parts of at most 500 characters (K8STOKEN_PART_SIZE, 1..1023,
+ * overrides that); pam_k8stoken asks "Kubernetes token: " and then "Kubernetes token (part N): "
+ * while the joined text is not yet a complete JWT. This program is stateless: it prints part N
+ * for a prompt containing "(part N)", part 1 otherwise, and an empty line past the last part.
+ *
+ * Only prompts that contain "Kubernetes token" are answered (anything else, e.g. ssh's host key
+ * confirmation or another module's password prompt: no output, exit 1), so the module's
+ * `prompt` setting must keep that text.
+ *
+ * The partition is deterministic and never puts a part boundary where the text so far already
+ * looks like a complete token (kt_token_shape), since the module would stop asking there.
+ * The answer and its newline go out in one write(2): ssh reads at most 1,023 bytes and closes
+ * the pipe, and a helper that dies of SIGPIPE on a second write makes ssh send an empty answer.
+ *
+ * The token is never printed anywhere else, never logged and never put in argv.
+ * Exit: 0 answered (possibly with an empty line), 1 not answered.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "secure.h"
+#include "token.h"
+
+#define PROG "k8stoken-askpass"
+#define PROMPT_MARK "Kubernetes token"
+#define PART_MARK "(part "
+#define DEFAULT_PART_SIZE 500
+#define MAX_PART_SIZE 1023       /* the OpenSSH client's limit per answer */
+#define MAX_TOKEN 65536          /* well above any real token and max_token_size's default */
+#define MAX_PART_NUMBER 100000
+
+static void usage(FILE *to)
+{
+	fprintf(to,
+	        "usage: " PROG " PROMPT\n"
+	        "\n"
+	        "Answers pam_k8stoken's prompts with a Kubernetes ServiceAccount token, part by part.\n"
+	        "Use it as SSH_ASKPASS (with SSH_ASKPASS_REQUIRE=force) or as SUDO_ASKPASS (sudo -A);\n"
+	        "`kubectl k8stoken ssh|sudo` sets all of this up for you.\n"
+	        "\n"
+	        "Token source (first that is set):\n"
+	        "  K8STOKEN_FILE   file holding the token (one trailing newline is ignored)\n"
+	        "  K8STOKEN        the token itself\n"
+	        "Other:\n"
+	        "  K8STOKEN_PART_SIZE   longest part in characters, 1..1023 (default 500)\n"
+	        "\n"
+	        "Only prompts containing \"" PROMPT_MARK "\" are answered; \"(part N)\" in the prompt\n"
+	        "selects part N, otherwise part 1. Past the last part an empty line is printed.\n"
+	        "Any other prompt gets no answer and exit status 1.\n");
+}
+
+static int fail(const char *msg)
+{
+	fprintf(stderr, PROG ": %s\n", msg);
+	return -1;
+}
+
+/* Full-string decimal in [min, max]; -1 otherwise. */
+static long parse_number(const char *s, size_t len, long min, long max)
+{
+	long v = 0;
+
+	if (len == 0 || len > 9)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v < min || v > max ? -1 : v;
+}
+
+/*
+ * The part the prompt asks for: 1 without "(part N)", N with it, 0 when the prompt is not one
+ * of the module's token prompts (or names a malformed part).
+ * The "(user@host) " prefix ssh adds comes before the module's text, so the marks are looked
+ * for after the last occurrence of "Kubernetes token".
+ */
+static long wanted_part(const char *prompt)
+{
+	const char *mark = NULL, *p, *digits, *end;
+	long n;
+
+	for (p = prompt; (p = strstr(p, PROMPT_MARK)) != NULL; p++)
+		mark = p;
+	if (mark == NULL)
+		return 0;
+	p = strstr(mark + strlen(PROMPT_MARK), PART_MARK);
+	if (p == NULL)
+		return 1;
+	digits = p + strlen(PART_MARK);
+	end = strchr(digits, ')');
+	if (end == NULL)
+		return 0;
+	n = parse_number(digits, (size_t)(end - digits), 1, MAX_PART_NUMBER);
+	return n > 0 ? n : 0;
+}
+
+/* Reads K8STOKEN_FILE into a fresh buffer (secret); *len excludes the terminating NUL. */
+static char *read_token_file(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t have = 0;
+	int fd;
+
+	/* O_NONBLOCK: opening a FIFO must not hang; it is refused below anyway. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		fprintf(stderr, PROG ": cannot open K8STOKEN_FILE %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, PROG ": K8STOKEN_FILE %s is not a regular file\n", path);
+		goto fail;
+	}
+	if (st.st_size > MAX_TOKEN + 2) {
+		fprintf(stderr, PROG ": K8STOKEN_FILE %s is too large for a token\n", path);
+		goto fail;
+	}
+	buf = malloc(MAX_TOKEN + 3);
+	if (buf == NULL) {
+		fail("out of memory");
+		goto fail;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + have, MAX_TOKEN + 3 - have);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, PROG ": cannot read K8STOKEN_FILE %s: %s\n", path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		have += (size_t)n;
+		if (have > MAX_TOKEN + 2) {
+			fprintf(stderr, PROG ": K8STOKEN_FILE %s is too large for a token\n", path);
+			goto fail;
+		}
+	}
+	close(fd);
+	buf[have] = '\0';
+	*len = have;
+	return buf;
+fail:
+	kt_free_secret(buf, MAX_TOKEN + 3);
+	close(fd);
+	return NULL;
+}
+
+/* The token (secret buffer) from K8STOKEN_FILE or K8STOKEN, checked; NULL after a message. */
+static char *load_token(size_t *len, size_t *cap)
+{
+	const char *path = getenv("K8STOKEN_FILE");
+	const char *env = getenv("K8STOKEN");
+	char *tok = NULL;
+	size_t n;
+
+	if (path != NULL && path[0] != '\0') {
+		tok = read_token_file(path, &n);
+		if (tok == NULL)
+			return NULL;
+		*cap = MAX_TOKEN + 3;
+	} else if (env != NULL && env[0] != '\0') {
+		n = strlen(env);
+		if (n > MAX_TOKEN + 2) {
+			fail("K8STOKEN is too large for a token");
+			return NULL;
+		}
+		tok = strdup(env);
+		if (tok == NULL) {
+			fail("out of memory");
+			return NULL;
+		}
+		*cap = n + 1;
+	} else {
+		fail("no token: set K8STOKEN_FILE or K8STOKEN");
+		return NULL;
+	}
+	/* One trailing newline (LF or CRLF), as `kubectl create token` prints on a terminal. */
+	if (n > 0 && tok[n - 1] == '\n') {
+		tok[--n] = '\0';
+		if (n > 0 && tok[n - 1] == '\r')
+			tok[--n] = '\0';
+	}
+	if (n == 0) {
+		fail("no token: the token is empty (set K8STOKEN_FILE or K8STOKEN)");
+		goto bad;
+	}
+	if (n > MAX_TOKEN) {
+		fail("the token is too large");
+		goto bad;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = tok[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.')) {
+			fail("the token contains characters outside [A-Za-z0-9._-]; "
+			     "is it really a Kubernetes token?");
+			goto bad;
+		}
+	}
+	*len = n;
+	return tok;
+bad:
+	kt_free_secret(tok, *cap);
+	return NULL;
+}
+
+/*
+ * Start and length of part `want` (1-based) of tok[0..len) split into parts of at most
+ * `size`; *plen = 0 past the last part. Greedy, but a boundary never lies where the prefix
+ * (shorter than the token) already has the shape of a complete token: such a boundary moves
+ * earlier one character at a time. Returns -1 when no valid boundary exists.
+ */
+static int find_part(const char *tok, size_t len, size_t size, long want, size_t *pstart,
+                     size_t *plen)
+{
+	size_t start = 0;
+
+	for (long part = 1;; part++) {
+		size_t end;
+
+		if (start >= len) {
+			*pstart = len;
+			*plen = 0;
+			return 0;
+		}
+		if (len - start <= size) {
+			end = len;
+		} else {
+			end = start + size;
+			while (end > start && kt_token_shape(tok, end) == KT_SHAPE_COMPLETE)
+				end--;
+			if (end == start)
+				return -1;
+		}
+		if (part == want) {
+			*pstart = start;
+			*plen = end - start;
+			return 0;
+		}
+		start = end;
+	}
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char *tok = NULL, *out = NULL;
+	size_t len = 0, cap = 0, start = 0, plen = 0, size = DEFAULT_PART_SIZE;
+	const char *env_size = getenv("K8STOKEN_PART_SIZE");
+	long want;
+	int rc = 1;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc != 2) {
+		usage(stderr);
+		return 1;
+	}
+	want = wanted_part(argv[1]);
+	if (want == 0) {
+		/* Never send the token to a prompt we do not recognise (host key question, password). */
+		fprintf(stderr, PROG ": not a \"" PROMPT_MARK "\" prompt; not answering it\n");
+		return 1;
+	}
+	if (env_size != NULL && env_size[0] != '\0') {
+		long v = parse_number(env_size, strlen(env_size), 1, MAX_PART_SIZE);
+
+		if (v < 0) {
+			fail("K8STOKEN_PART_SIZE must be a number from 1 to 1023");
+			return 1;
+		}
+		size = (size_t)v;
+	}
+	tok = load_token(&len, &cap);
+	if (tok == NULL)
+		return 1;
+	if (find_part(tok, len, size, want, &start, &plen) != 0) {
+		fail("cannot split the token into parts that pam_k8stoken accepts "
+		     "(K8STOKEN_PART_SIZE too small?)");
+		goto out;
+	}
+	out = malloc(plen + 1);
+	if (out == NULL) {
+		fail("out of memory");
+		goto out;
+	}
+	memcpy(out, tok + start, plen);
+	out[plen] = '\n';
+	/* One write: answer and newline together (see the comment at the top). */
+	if (write_all(STDOUT_FILENO, out, plen + 1) != 0) {
+		fail("cannot write the answer");
+		goto out;
+	}
+	rc = 0;
+out:
+	kt_free_secret(out, plen + 1);
+	kt_free_secret(tok, cap);
+	return rc;
+}
