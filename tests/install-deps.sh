@@ -5,7 +5,8 @@ set -eu
 
 PACKAGES="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev libjson-c-dev libssl-dev
 libcmocka-dev libpam-wrapper libnss-wrapper openssl curl jq valgrind
-python3 python3-pytest python3-cryptography python3-jwt python3-kubernetes"
+python3 python3-pytest python3-cryptography python3-jwt python3-kubernetes
+openssh-server openssh-client sshpass python3-paramiko"
 
 missing=""
 for p in $PACKAGES; do

@@ -14,10 +14,8 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -692,6 +690,18 @@ def test_plugin_ssh_with_token_file(plugin, tmp_path, suffix):
     check_wiring(plugin, rec, token)
     assert not plugin.kubectl_record.exists()        # --token-file: kubectl not run
     assert tf.read_bytes() == (token + suffix).encode()   # the caller's file is left alone
+
+
+def test_plugin_ssh_with_key_offers_the_key_first(plugin, tmp_path):
+    """For AuthenticationMethods publickey,keyboard-interactive (key AND token)."""
+    token = make_jwt(930)
+    tf = write_token(tmp_path, token)
+    p = plugin.run("ssh", "--with-key", "--token-file", str(tf), "alice@127.0.0.1")
+    assert p.returncode == 0, p.stderr
+    rec = plugin.wait_record()
+    assert rec["argv"][:2] == ["-o", "PreferredAuthentications=publickey,keyboard-interactive"]
+    assert rec["argv"][2:] == SSH_OPTS[2:] + ["alice@127.0.0.1"]
+    check_wiring(plugin, rec, token)
 
 
 def test_plugin_sudo_with_token_file(plugin, tmp_path):
