@@ -227,8 +227,7 @@ class Harness:
             cmd += ["--sigchld", sigchld]
         if os.environ.get("KT_VALGRIND") == "1":
             cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
-                   "--errors-for-leak-kinds=definite", "--track-fds=no",
-                   "--suppressions=" + os.path.join(ROOT, "tests", "module", "valgrind.supp")] + cmd
+                   "--errors-for-leak-kinds=definite", "--track-fds=no"] + cmd
         cmd = list(prefix or []) + cmd
         start = time.monotonic()
         proc = subprocess.run(cmd, env=env, capture_output=True,
