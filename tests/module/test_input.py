@@ -71,7 +71,9 @@ def test_d03_length_boundaries_accepted(h, length):
     assert h.run("alice", tok).code == "PAM_SUCCESS"
 
 
-@pytest.mark.parametrize("bad", ["\0", "\n", "\r", "\t", " ", '"', "\\", "%", "{", "\u00e9", "\xff"])
+# NUL is not among them: a PAM answer is a C string and ends there (the unit tests
+# cover NUL inside a token).
+@pytest.mark.parametrize("bad", ["\n", "\r", "\t", " ", '"', "\\", "%", "{", "\u00e9", "\xff"])
 def test_d04_forbidden_characters_refused_locally(h, bad):
     tok = h.token()
     tok = tok[:100] + bad + tok[100:]
@@ -115,11 +117,19 @@ def test_password_is_left_to_the_next_module_for_every_account(h, user):
 @pytest.mark.parametrize("text", [
     "password", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "!!!.b.c",
     shaped_jwt(header={"alg": "none"}), shaped_jwt(header={"alg": "HS256"}),
-    "eyJub3QganNvbg.eyJ4IjoxfQ." + "A" * 342, shaped_jwt(sig_len=341),
+    "eyJub3QganNvbg.eyJ4IjoxfQ." + "A" * 342,
+    shaped_jwt(sig_len=87, header={"alg": "ES256", "kid": "k" * 43}),
 ])
 def test_d06_not_a_jwt_is_ignored_without_network(h, text):
     h.api.reset_requests()
     assert_local_only(h, h.run("alice", text), IGNORED, "not_jwt")
+
+
+def test_d06_unfinished_signature_is_an_incomplete_token(h):
+    """341 characters: not yet a 2048-bit RS256 signature, and no part 2 came."""
+    h.api.reset_requests()
+    r = h.run("alice", shaped_jwt(sig_len=341))
+    assert_local_only(h, r, "PAM_AUTH_ERR", "incomplete_token")
 
 
 def test_d06_well_shaped_forgery_is_reviewed_and_denied(h):

@@ -712,6 +712,7 @@ static void test_shape_of_non_tokens(void **state)
 	free(broken);
 	assert_true(asprintf(&broken, "%s.x", t) > 0);
 	assert_int_equal(kt_token_shape(broken, strlen(broken)), KT_SHAPE_NOT_TOKEN);
+	free(broken);
 	/* an ES256 signature longer than 86 characters can never complete */
 	assert_true(asprintf(&broken, "%sAAAA", t) > 0);
 	assert_int_equal(kt_token_shape(broken, strlen(broken)), KT_SHAPE_NOT_TOKEN);
