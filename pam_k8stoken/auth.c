@@ -51,8 +51,6 @@ static int pam_code(enum kt_reason r)
 		return PAM_SERVICE_ERR;
 	case KT_R_NOMEM:
 		return PAM_BUF_ERR;
-	case KT_R_CONV:
-		return PAM_CONV_ERR;
 	case KT_R_SYSTEM:
 	case KT_R__COUNT:
 		break;

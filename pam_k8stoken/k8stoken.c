@@ -106,7 +106,7 @@ static int exit_code(enum kt_reason r)
 	}
 }
 
-/* Reads the token from stdin, dropping one trailing newline (echo, kubectl on a tty). */
+/* Reads up to max + 1 bytes of token from stdin, dropping one trailing newline (echo, a tty). */
 static char *read_stdin_token(size_t max, size_t *len)
 {
 	char *buf = malloc(max + 2);
@@ -118,9 +118,11 @@ static char *read_stdin_token(size_t max, size_t *len)
 		ssize_t r = read(0, buf + n, max + 1 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0 || n + (size_t)r > max)
+		if (r <= 0)
 			break;
 		n += (size_t)r;
+		if (n > max)
+			break;   /* enough to know it is too long */
 	}
 	if (n > 0 && buf[n - 1] == '\n')
 		n--;

@@ -27,7 +27,6 @@ static const char *const names[KT_R__COUNT] = {
 	[KT_R_REVIEWER_CREDENTIAL] = "reviewer_credential",
 	[KT_R_HELPER] = "helper_failed",
 	[KT_R_CONFIG] = "config",
-	[KT_R_CONV] = "conversation",
 	[KT_R_NOMEM] = "nomem",
 	[KT_R_SYSTEM] = "system",
 };

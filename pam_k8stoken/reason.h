@@ -31,7 +31,6 @@ enum kt_reason {
 	KT_R_HELPER,            /* helper could not be run or misbehaved */
 	/* local problems */
 	KT_R_CONFIG,            /* bad or unsafe configuration */
-	KT_R_CONV,              /* conversation failed */
 	KT_R_NOMEM,
 	KT_R_SYSTEM,
 	KT_R__COUNT

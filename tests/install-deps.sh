@@ -1,12 +1,16 @@
 #!/bin/sh
 # Installs the Debian packages that building, `make demo` and `make check` need,
 # and only those that are missing. Needs root when something is missing.
+# With the argument "deb": also what `make deb` / `make deb-test` need.
 set -eu
 
 PACKAGES="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev libjson-c-dev libssl-dev
 libcmocka-dev libpam-wrapper libnss-wrapper openssl curl jq valgrind
 python3 python3-pytest python3-cryptography python3-jwt python3-kubernetes
 openssh-server openssh-client sshpass python3-paramiko"
+if [ "${1:-}" = deb ]; then
+	PACKAGES="$PACKAGES dpkg-dev debhelper lintian devscripts man-db"
+fi
 
 missing=""
 for p in $PACKAGES; do

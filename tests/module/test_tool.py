@@ -44,6 +44,13 @@ def test_check_reports_outage(h):
     assert "deny (http_status)" in proc.stdout
 
 
+def test_check_reports_an_over_long_token(h):
+    h.write_conf(extra="max_token_size = 1024")
+    proc = tool(h, "check", "--user", "alice", stdin="a" * 5000)
+    assert proc.returncode == 1
+    assert "deny (token_too_long)" in proc.stdout
+
+
 def test_check_refuses_bad_config(h):
     os.chmod(h.conf, 0o666)
     proc = tool(h, "check", "--user", "alice", stdin=h.token())
