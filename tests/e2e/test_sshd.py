@@ -7,11 +7,11 @@ logs and the client's output for any 16-character piece of any token (conftest.p
 """
 import os
 import re
-import socket
-import threading
 import time
 
 import pytest
+
+from listeners import CountingListener
 
 
 AUD = "pam-test"
@@ -286,31 +286,6 @@ def test_pty_wrong_user_denied(w):
 
 # --- a hostile environment around sshd (E02) ----------------------------------------------------
 
-class CountingListener:
-    """Accepts and counts TCP connections (a proxy that must never be contacted)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.count = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            conn.close()
-
-    def close(self):
-        self.sock.close()
-
-
 def test_hostile_environment_of_sshd(e2e_tmp, make_world):
     """E02: sshd (and so the module and its helper) started with proxy, TLS and locale variables
     pointing at traps: both methods still log in, no proxy is contacted, no key log written."""
@@ -337,7 +312,7 @@ def test_hostile_environment_of_sshd(e2e_tmp, make_world):
         assert_login(w.ssh("alice", tok, command=SESSION))
         assert_login(w.ssh_password("alice", tok, command=SESSION))
         assert_denied(w.ssh("bob", tok, command=SESSION))
-        assert proxy.count == 0
+        assert proxy.connections == 0
         assert not os.path.exists(keylog)
         assert [d["verdict"] for d in w.decisions()] == ["allow", "allow", "deny"]
         w.end_test()

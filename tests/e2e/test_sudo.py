@@ -36,6 +36,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests", "apiserver"))
 import ktest  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "tests", "module"))
+from listeners import CountingListener  # noqa: E402
+
 BUILD = os.path.join(ROOT, os.environ.get("KT_BUILD", "build"))
 MODULE = os.path.join(BUILD, "pam_k8stoken.so")
 HELPER = os.path.join(BUILD, "k8stoken-review")
@@ -221,30 +224,6 @@ class SyslogCatcher:
             pass
         self.sock.close()
         self.sock = None
-
-
-class ProxyCounter:
-    """A TCP listener standing in for a proxy: counts the connections it gets."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.count = 0
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            conn.close()
-
-    def close(self):
-        self.sock.close()
 
 
 class World:
@@ -636,7 +615,7 @@ def test_sudo_timestamp_behaves_as_usual(w):
 
 @pytest.fixture(scope="module")
 def proxy():
-    counter = ProxyCounter()
+    counter = CountingListener()
     yield counter
     counter.close()
 
@@ -665,13 +644,13 @@ def test_hostile_env_reaches_the_proxy_without_the_module(w, proxy):
     """Control: the listener does count connections of a client that honours https_proxy."""
     if not os.path.exists("/usr/bin/curl"):
         pytest.skip("curl missing: no control for the proxy listener")
-    before = proxy.count
+    before = proxy.connections
     env = hostile_env(w, proxy)
     cmd = (["runuser", "-u", w.user, "--", "env", "-i", "PATH=/usr/bin:/bin", f"HOME={w.home}"]
            + [f"{k}={v}" for k, v in env.items() if k not in ("OPENSSL_CONF", "SSLKEYLOGFILE")]
            + ["curl", "-sk", "--max-time", "3", w.api.url + "/version"])
     run(cmd, cwd="/")
-    assert proxy.count > before
+    assert proxy.connections > before
 
 
 @pytest.mark.parametrize("who,allowed", [("pam-user", True), ("other-user", False)])
@@ -680,7 +659,7 @@ def test_hostile_environment_changes_nothing(w, proxy, who, allowed):
     keylog = env["SSLKEYLOGFILE"]
     if os.path.exists(keylog):
         os.unlink(keylog)
-    before = proxy.count
+    before = proxy.connections
     token = w.token(w.api, name=who)
     p, prompts = w.sudo(token, ["/usr/bin/id", "-u"], extra_env=env)
     if allowed:
@@ -692,7 +671,7 @@ def test_hostile_environment_changes_nothing(w, proxy, who, allowed):
         assert p.stdout == ""
         assert "Sorry, try again." in p.stderr
         assert w.reviews() == 3
-    assert proxy.count == before, "a proxy was contacted"
+    assert proxy.connections == before, "a proxy was contacted"
     assert not os.path.exists(keylog), "a TLS key log was written"
 
 
