@@ -5,7 +5,8 @@ Starts the test Kubernetes API server, creates a ServiceAccount and mints a real
 token for it, then runs real PAM authentications (libpam, pam_start_confdir) of
 the local account "alice" with pam_k8stoken: the right token is allowed, a token
 of another ServiceAccount and a forged token are denied. Shows each decision and
-the module's log line, then the same decision through `k8stoken check`.
+the module's log line (a second login with the same token comes from the cache), then
+the same decision through `k8stoken check`.
 """
 import os
 import shutil
@@ -38,7 +39,7 @@ def main():
         print(f"test API server: {api.url} (state in {api.state_dir})")
         h = Harness(api, tmp)
         h.write_conf(rules=["map serviceaccount:pam/pam-user alice",
-                            "deny serviceaccount:kube-system/*"])
+                            "deny serviceaccount:kube-system/*"], cache_ttl=30)
         print(f"config: {h.conf}\n" + "".join("  " + l for l in open(h.conf)
                                             if not l.startswith("reviewer")))
         good = h.token("pam", "pam-user", seconds=600)
@@ -48,6 +49,8 @@ def main():
               f"audience {AUDIENCE}, 10 minutes")
 
         show("alice presents the token of pam/pam-user (mapped to alice)", h.run("alice", good))
+        show("alice logs in again with the same token (answered from the cache)",
+             h.run("alice", good))
         show("alice presents the token of pam/someone-else (not mapped)", h.run("alice", other))
         show("alice presents a token signed by an unknown key", h.run("alice", forged))
         show("alice types a password instead of a token (the module answers PAM_IGNORE, "
