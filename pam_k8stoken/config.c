@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_values.h"
 #include "rules.h"
 #include "secure.h"
 
@@ -238,169 +239,6 @@ static char *skip_ws(char *s)
 	return s;
 }
 
-static bool is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool is_alnum(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-/* An absolute path: NULL if fine, else what is wrong. Shared with the module arguments. */
-static const char *check_path(const char *v)
-{
-	if (v[0] != '/')
-		return "is not an absolute path";
-	if (strlen(v) >= PATH_MAX)
-		return "is too long";
-	for (const char *s = v; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c <= 0x20 || c == 0x7f)
-			return "contains whitespace or a control character";
-	}
-	return NULL;
-}
-
-static const char *check_port(const char *s, size_t len)
-{
-	unsigned long v = 0;
-
-	if (len == 0 || len > 5)
-		return "has an invalid port";
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return "has an invalid port";
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (v < 1 || v > 65535)
-		return "has an invalid port";
-	return NULL;
-}
-
-/* host, [v6], host:port or [v6]:port; the authority has no '@' by now. */
-static const char *check_authority(const char *a, size_t len)
-{
-	size_t hlen;
-
-	if (len == 0)
-		return "has no host";
-	if (a[0] == '[') {
-		const char *close = memchr(a, ']', len);
-		bool colon = false;
-
-		if (close == NULL)
-			return "has an invalid IPv6 address";
-		hlen = (size_t)(close - a) + 1;
-		for (size_t i = 1; i + 1 < hlen; i++) {
-			if (a[i] == ':')
-				colon = true;
-			else if (!is_hex(a[i]) && a[i] != '.')
-				return "has an invalid IPv6 address";
-		}
-		if (!colon)
-			return "has an invalid IPv6 address";
-	} else {
-		const char *colon = memchr(a, ':', len);
-
-		hlen = colon != NULL ? (size_t)(colon - a) : len;
-		if (hlen == 0)
-			return "has no host";
-		if (hlen > 253 || a[0] == '-' || a[0] == '.')
-			return "has an invalid host name";
-		for (size_t i = 0; i < hlen; i++)
-			if (!is_alnum(a[i]) && a[i] != '-' && a[i] != '.')
-				return "has an invalid host name";
-	}
-	if (hlen == len)
-		return NULL;
-	if (a[hlen] != ':')
-		return "has an invalid host";
-	return check_port(a + hlen + 1, len - hlen - 1);
-}
-
-/* https://HOST[:PORT][/path-prefix] only (SECURITY B04). NULL if fine. */
-static const char *check_server(const char *v)
-{
-	static const char path_chars[] = "-._~/:+,;=!$&'()*";
-	const char *auth, *slash;
-
-	for (const char *s = v; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c <= 0x20 || c >= 0x7f)
-			return "contains whitespace, a control or a non-ASCII character";
-	}
-	if (strncmp(v, "https://", 8) != 0)
-		return "is not an https:// URL";
-	if (strchr(v, '@') != NULL)
-		return "must not contain user information ('@')";
-	if (strpbrk(v, "?#") != NULL)
-		return "must not contain a query or a fragment";
-	auth = v + 8;
-	slash = strchr(auth, '/');
-	{
-		const char *why = check_authority(auth, slash != NULL ? (size_t)(slash - auth)
-								   : strlen(auth));
-		if (why != NULL)
-			return why;
-	}
-	for (const char *s = slash; s != NULL && *s != '\0'; s++) {
-		if (*s == '%') {
-			if (!is_hex(s[1]) || !is_hex(s[2]))
-				return "has an invalid percent escape in its path";
-			s += 2;
-		} else if (!is_alnum(*s) && strchr(path_chars, *s) == NULL) {
-			return "has an invalid character in its path";
-		}
-	}
-	return NULL;
-}
-
-/* Printable text: valid UTF-8 without C0/C1 controls (a prompt reaches a terminal). */
-static bool printable_utf8(const char *v)
-{
-	const unsigned char *s = (const unsigned char *)v;
-
-	while (*s != '\0') {
-		unsigned cp;
-		int more;
-
-		if (*s < 0x80) {
-			if (*s < 0x20 || *s == 0x7f)
-				return false;
-			s++;
-			continue;
-		}
-		if (*s >= 0xc2 && *s <= 0xdf) {
-			cp = *s & 0x1fU;
-			more = 1;
-		} else if (*s >= 0xe0 && *s <= 0xef) {
-			cp = *s & 0x0fU;
-			more = 2;
-		} else if (*s >= 0xf0 && *s <= 0xf4) {
-			cp = *s & 0x07U;
-			more = 3;
-		} else {
-			return false;
-		}
-		s++;
-		for (int i = 0; i < more; i++, s++) {
-			if ((*s & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (*s & 0x3fU);
-		}
-		/* overlong, surrogates, beyond U+10FFFF, C1 controls */
-		if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ||
-		    (cp >= 0x80 && cp <= 0x9f))
-			return false;
-	}
-	return true;
-}
-
 static enum kt_reason append(char ***list, size_t *n, const char *v, size_t vlen,
 			     char *err, size_t errlen)
 {
@@ -430,7 +268,7 @@ static bool in_list(char *const *list, size_t n, const char *v, size_t vlen)
 static enum kt_reason set_server(struct parser *p, const char *v)
 {
 	struct kt_config *cfg = p->cfg;
-	const char *why = check_server(v);
+	const char *why = kt_check_server(v);
 	char q[ESC_LEN];
 	size_t len = strlen(v);
 
@@ -492,7 +330,7 @@ static enum kt_reason set_prompt(struct parser *p, char **slot, const char *v)
 	inner = strndup(v, len);
 	if (inner == NULL)
 		return nomem(p->err, p->errlen);
-	if (!printable_utf8(inner)) {
+	if (!kt_printable_utf8(inner)) {
 		free(inner);
 		return perr(p, "prompt: contains a control character or invalid UTF-8");
 	}
@@ -517,7 +355,7 @@ static enum kt_reason set_value(struct parser *p, const struct opt *o, const cha
 	case OPT_PROMPT:
 		return set_prompt(p, (char **)(void *)(base + o->offset), v);
 	case OPT_PATH:
-		why = check_path(v);
+		why = kt_check_path(v);
 		if (why != NULL)
 			return perr(p, "%s: \"%s\" %s", o->key, q, why);
 		return set_string(p, (char **)(void *)(base + o->offset), v, strlen(v));
@@ -795,7 +633,7 @@ out:
 static enum kt_reason arg_path(const char *arg, const char *v, char *err, size_t errlen)
 {
 	char q[ESC_LEN];
-	const char *why = check_path(v);
+	const char *why = kt_check_path(v);
 
 	if (why == NULL)
 		return KT_R_OK;
