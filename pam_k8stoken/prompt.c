@@ -62,7 +62,7 @@ int kt_prompt_token(pam_handle_t *pamh, const struct kt_config *cfg, char **toke
 		answer = NULL;
 		if (part == 1)
 			first_len = *len;
-		if (*len >= cap || kt_token_shape(buf, *len) != KT_SHAPE_PARTIAL)
+		if (*len >= cap || part == KT_MAX_PARTS || kt_token_shape(buf, *len) != KT_SHAPE_PARTIAL)
 			break;
 	}
 	kt_free_secret_str(answer);

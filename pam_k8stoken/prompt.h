@@ -9,11 +9,14 @@
 
 /* The prompt for part n >= 2; it always contains "(part N)", which k8stoken-askpass keys on. */
 #define KT_PART_PROMPT "Kubernetes token (part %u): "
+/* Parts asked for at most: 64 x 500 characters is twice the default max_token_size. */
+#define KT_MAX_PARTS 64
 
 /*
  * Prompts with cfg->prompt, then, while the joined answers are the unfinished start of
  * a token (kt_token_shape PARTIAL), with KT_PART_PROMPT for parts 2, 3, ... until the
- * token is complete, an answer is empty, or max_token_size is passed. When the first
+ * token is complete, an answer is empty, max_token_size is passed, or KT_MAX_PARTS
+ * answers were given (each part is a round trip; a client must not keep us busy). When the first
  * answer has exactly the length at which a known client cuts answers (1023: OpenSSH,
  * 511: sudo) the part-2 prompt says so. *token is malloc'ed, NUL-terminated (free with
  * kt_free_secret(*token, *len + 1)); an empty or NULL first answer gives "".

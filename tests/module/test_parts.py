@@ -94,6 +94,15 @@ def test_parts_stop_at_max_token_size(h):
     assert reviews(h) == 0
 
 
+def test_parts_stop_after_64_answers(h):
+    """One character per part would otherwise mean thousands of round trips."""
+    token = long_token(h, 1200)
+    r = h.run("alice", [token[:3]] + list(token[3:103]))   # then 100 one-character answers
+    assert len(r.prompts) == 64
+    assert r.code == "PAM_AUTH_ERR"
+    assert r.decision()["reason"] == "incomplete_token"
+
+
 def test_rsa_4096_token_not_judged_complete_early(h, tmp_path):
     """A 4096-bit signature passes the 2048- and 3072-bit lengths on its way."""
     import ktest

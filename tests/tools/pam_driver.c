@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_ANSWERS 64
+#define MAX_ANSWERS 256
 
 struct answers {
 	char *line[MAX_ANSWERS];
