@@ -42,7 +42,7 @@ ALL_CFLAGS   := -std=c11 -fPIC -fvisibility=hidden $(WARN) $(HARDEN) $(SAN) $(PK
 ALL_LDFLAGS  := -Wl,-z,relro -Wl,-z,now $(SAN) $(LDFLAGS)
 
 SRC := pam_k8stoken
-LIB_SRCS    := reason.c secure.c config.c config_values.c rules.c json_strict.c token.c review.c identity.c helper_proto.c cache_entry.c cache_io.c cache.c cache_ops.c
+LIB_SRCS    := reason.c secure.c io.c config.c config_values.c rules.c json_strict.c token.c review.c identity.c helper_proto.c cache_entry.c cache_io.c cache.c cache_ops.c
 MODULE_SRCS := pam_k8stoken.c auth.c prompt.c decide.c spawn.c account.c logline.c
 HELPER_SRCS := review_helper.c http.c
 TOOL_SRCS   := k8stoken.c

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "secure.h"
 #include "token.h"
 
@@ -115,6 +116,7 @@ static char *read_token_file(const char *path, size_t *len)
 	struct stat st;
 	char *buf = NULL;
 	size_t have = 0;
+	ssize_t n;
 	int fd;
 
 	/* O_NONBLOCK: opening a FIFO must not hang; it is refused below anyway. */
@@ -136,22 +138,15 @@ static char *read_token_file(const char *path, size_t *len)
 		fail("out of memory");
 		goto fail;
 	}
-	for (;;) {
-		ssize_t n = read(fd, buf + have, MAX_TOKEN + 3 - have);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr, PROG ": cannot read K8STOKEN_FILE %s: %s\n", path, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		have += (size_t)n;
-		if (have > MAX_TOKEN + 2) {
-			fprintf(stderr, PROG ": K8STOKEN_FILE %s is too large for a token\n", path);
-			goto fail;
-		}
+	n = kt_read_all(fd, buf, MAX_TOKEN + 3);
+	if (n < 0) {
+		fprintf(stderr, PROG ": cannot read K8STOKEN_FILE %s: %s\n", path, strerror(errno));
+		goto fail;
+	}
+	have = (size_t)n;
+	if (have > MAX_TOKEN + 2) {
+		fprintf(stderr, PROG ": K8STOKEN_FILE %s is too large for a token\n", path);
+		goto fail;
 	}
 	close(fd);
 	buf[have] = '\0';
@@ -260,21 +255,6 @@ static int find_part(const char *tok, size_t len, size_t size, long want, size_t
 	}
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	char *tok = NULL, *out = NULL;
@@ -322,7 +302,7 @@ int main(int argc, char **argv)
 	memcpy(out, tok + start, plen);
 	out[plen] = '\n';
 	/* One write: answer and newline together (see the comment at the top). */
-	if (write_all(STDOUT_FILENO, out, plen + 1) != 0) {
+	if (kt_write_all(STDOUT_FILENO, out, plen + 1) != 0) {
 		fail("cannot write the answer");
 		goto out;
 	}

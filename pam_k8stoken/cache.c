@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "cache_io.h"
+#include "io.h"
 #include "secure.h"
 
 #define KEY_FILE "key"
@@ -33,7 +34,7 @@ static int load_key(int dirfd, unsigned char key[KT_CACHE_KEY_LEN])
 	for (int attempt = 0; attempt < 2; attempt++) {
 		fd = kt_cache_open_private(dirfd, KEY_FILE, O_RDONLY, KT_CACHE_KEY_LEN);
 		if (fd >= 0) {
-			rc = kt_cache_read_all(fd, (char *)key, KT_CACHE_KEY_LEN) == KT_CACHE_KEY_LEN ? 0 : -1;
+			rc = kt_read_all(fd, (char *)key, KT_CACHE_KEY_LEN) == KT_CACHE_KEY_LEN ? 0 : -1;
 			close(fd);
 			return rc;
 		}
@@ -43,7 +44,7 @@ static int load_key(int dirfd, unsigned char key[KT_CACHE_KEY_LEN])
 		if (fd < 0)
 			return -1;
 		rc = getrandom(key, KT_CACHE_KEY_LEN, 0) == KT_CACHE_KEY_LEN &&
-		     kt_cache_write_all(fd, key, KT_CACHE_KEY_LEN) == 0 ? 0 : -1;
+		     kt_write_all(fd, key, KT_CACHE_KEY_LEN) == 0 ? 0 : -1;
 		close(fd);
 		/* link, not rename: the first key ever written stays; a loser reads the winner's */
 		if (rc == 0 && linkat(dirfd, tmp, dirfd, KEY_FILE, 0) == 0) {
@@ -134,7 +135,6 @@ void kt_cache_name(const struct kt_cache *c, const char *token, size_t len,
                    char *const *audiences, size_t n_audiences, char *const *servers,
                    size_t n_servers, char name[KT_CACHE_NAME_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE], *msg, *p;
 	unsigned int mdlen = 0;
 	size_t total = sizeof(NAME_DOMAIN) + 4 + len + list_size(audiences, n_audiences) +
@@ -154,11 +154,7 @@ void kt_cache_name(const struct kt_cache *c, const char *token, size_t len,
 	    mdlen == 32) {
 		name[0] = 'e';
 		name[1] = '-';
-		for (unsigned int i = 0; i < mdlen; i++) {
-			name[2 + 2 * i] = hex[md[i] >> 4];
-			name[3 + 2 * i] = hex[md[i] & 0xf];
-		}
-		name[KT_CACHE_NAME_LEN] = '\0';
+		kt_hex(md, mdlen, name + 2);
 	}
 	kt_free_secret(msg, total);
 }

@@ -7,21 +7,11 @@
 #include <string.h>
 
 #include "cache.h"
+#include "secure.h"
 
 #define MAGIC "k8stoken-cache 1\n"
 #define MAC_DOMAIN "k8stoken-entry-mac"
 #define MAC_HEX 64
-
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-}
 
 /* hex(HMAC(key, domain 0x00 name 0x00 text[0..len))) into out (65 bytes). */
 static int entry_mac(const unsigned char key[KT_CACHE_KEY_LEN], const char *name,
@@ -43,7 +33,7 @@ static int entry_mac(const unsigned char key[KT_CACHE_KEY_LEN], const char *name
 		return -1;
 	}
 	free(msg);
-	to_hex(md, mdlen, out);
+	kt_hex(md, mdlen, out);
 	return 0;
 }
 

@@ -4,18 +4,9 @@
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cache_io.h"
-
-long long kt_cache_clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Entries from another boot are never valid. */
 int kt_cache_boot_id(char out[40])
@@ -46,39 +37,6 @@ int kt_cache_open_private(int dirfd, const char *name, int flags, size_t max_siz
 		return -1;
 	}
 	return fd;
-}
-
-ssize_t kt_cache_read_all(int fd, char *buf, size_t max)
-{
-	size_t n = 0;
-
-	while (n < max) {
-		ssize_t r = read(fd, buf + n, max - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	return (ssize_t)n;
-}
-
-int kt_cache_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
 }
 
 int kt_cache_create_temp(int dirfd, char tmp[KT_CACHE_TEMP_NAME_SIZE])

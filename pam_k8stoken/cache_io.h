@@ -4,11 +4,9 @@
 
 #include <stddef.h>
 #include <sys/types.h>
-#include <time.h>
 
 #define KT_CACHE_TEMP_NAME_SIZE 24
 
-long long kt_cache_clock_ms(clockid_t id);
 /* The kernel's boot id (36 characters) into out. */
 int kt_cache_boot_id(char out[40]);
 /*
@@ -16,8 +14,6 @@ int kt_cache_boot_id(char out[40]);
  * if it is a regular file of ours, private (no group/other bits), at most max_size.
  */
 int kt_cache_open_private(int dirfd, const char *name, int flags, size_t max_size);
-ssize_t kt_cache_read_all(int fd, char *buf, size_t max);
-int kt_cache_write_all(int fd, const void *buf, size_t len);
 /* Creates "t-<16 random hex>" exclusively for writing; its name goes to tmp. */
 int kt_cache_create_temp(int dirfd, char tmp[KT_CACHE_TEMP_NAME_SIZE]);
 

@@ -12,6 +12,7 @@
 
 #include "cache.h"
 #include "cache_io.h"
+#include "io.h"
 #include "secure.h"
 
 #define STATS_FILE "stats"
@@ -34,7 +35,7 @@ static enum kt_cache_result read_entry(const struct kt_cache *c, const char *nam
 		return KT_CACHE_MISS;
 	fd = kt_cache_open_private(c->dirfd, name, O_RDONLY, KT_CACHE_ENTRY_MAX);
 	if (fd >= 0) {
-		n = kt_cache_read_all(fd, buf, KT_CACHE_ENTRY_MAX);
+		n = kt_read_all(fd, buf, KT_CACHE_ENTRY_MAX);
 		close(fd);
 		if (n > 0)
 			r = kt_cache_entry_parse(c->key, name, boot_id, now_ms, buf, (size_t)n, id);
@@ -51,7 +52,7 @@ enum kt_cache_result kt_cache_lookup(const struct kt_cache *c, const char *name,
 	memset(id, 0, sizeof(*id));
 	if (c->dirfd < 0 || name[0] == '\0' || kt_cache_boot_id(boot_id) < 0)
 		return KT_CACHE_MISS;
-	return read_entry(c, name, boot_id, kt_cache_clock_ms(CLOCK_BOOTTIME), id);
+	return read_entry(c, name, boot_id, kt_clock_ms(CLOCK_BOOTTIME), id);
 }
 
 static unsigned long long count_entries(const struct kt_cache *c);
@@ -69,13 +70,13 @@ int kt_cache_store(const struct kt_cache *c, const char *name, const struct kt_i
 	if (buf == NULL)
 		return -1;
 	len = kt_cache_entry_format(c->key, name, boot_id,
-	                            kt_cache_clock_ms(CLOCK_BOOTTIME) + ttl_ms, id, buf);
+	                            kt_clock_ms(CLOCK_BOOTTIME) + ttl_ms, id, buf);
 	if (len == 0)
 		goto out;
 	fd = kt_cache_create_temp(c->dirfd, tmp);
 	if (fd < 0)
 		goto out;
-	if (kt_cache_write_all(fd, buf, len) == 0 && close(fd) == 0 &&
+	if (kt_write_all(fd, buf, len) == 0 && close(fd) == 0 &&
 	    renameat(c->dirfd, tmp, c->dirfd, name) == 0)
 		rc = 0;
 	else
@@ -110,7 +111,7 @@ int kt_cache_lock(const struct kt_cache *c, const char *name, long long deadline
 			return fd;
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			break;
-		if (kt_cache_clock_ms(CLOCK_MONOTONIC) >= deadline_ms)
+		if (kt_clock_ms(CLOCK_MONOTONIC) >= deadline_ms)
 			break;
 		nanosleep(&pause, NULL);
 	}
@@ -256,7 +257,7 @@ int kt_cache_flush(const struct kt_cache *c, const char *ns, const char *name, s
 	*removed = 0;
 	if (c->dirfd < 0 || kt_cache_boot_id(f.boot_id) < 0)
 		return -1;
-	f.now_ms = kt_cache_clock_ms(CLOCK_BOOTTIME);
+	f.now_ms = kt_clock_ms(CLOCK_BOOTTIME);
 	if (each_file(c, flush_one, &f) < 0)
 		return -1;
 	*removed = f.removed;
@@ -323,7 +324,7 @@ void kt_cache_clean(const struct kt_cache *c)
 
 	if (c->dirfd < 0 || kt_cache_boot_id(k.boot_id) < 0)
 		return;
-	k.now_ms = kt_cache_clock_ms(CLOCK_BOOTTIME);
+	k.now_ms = kt_clock_ms(CLOCK_BOOTTIME);
 	k.now = time(NULL);
 	each_file(c, clean_one, &k);
 	if (k.n_kept > KT_CACHE_MAX_ENTRIES) {

@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "config_values.h"
+#include "io.h"
 #include "rules.h"
 #include "secure.h"
 
@@ -556,6 +557,7 @@ enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t own
 	struct stat st;
 	char *buf = NULL;
 	size_t n = 0;
+	ssize_t k;
 	int fd;
 
 	if (err != NULL && errlen > 0)
@@ -605,20 +607,13 @@ enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t own
 		r = nomem(err, errlen);
 		goto out;
 	}
-	while (n < KT_CONF_MAX_SIZE + 1) {
-		ssize_t k = read(fd, buf + n, KT_CONF_MAX_SIZE + 1 - n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			fail(err, errlen, "%s cannot be read: %s", epath,
-			     strerror_r(errno, ebuf, sizeof(ebuf)));
-			goto out;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
+	k = kt_read_all(fd, buf, KT_CONF_MAX_SIZE + 1);
+	if (k < 0) {
+		fail(err, errlen, "%s cannot be read: %s", epath,
+		     strerror_r(errno, ebuf, sizeof(ebuf)));
+		goto out;
 	}
+	n = (size_t)k;
 	if (n > KT_CONF_MAX_SIZE) {
 		fail(err, errlen, "%s is larger than %d bytes", epath, KT_CONF_MAX_SIZE);
 		goto out;

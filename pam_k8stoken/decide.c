@@ -7,8 +7,10 @@
 #include "account.h"
 #include "cache.h"
 #include "decide.h"
+#include "io.h"
 #include "review.h"
 #include "rules.h"
+#include "secure.h"
 #include "spawn.h"
 #include "token.h"
 
@@ -19,25 +21,12 @@ long kt_review_deadline_ms(const struct kt_config *cfg)
 	return (long)cfg->timeout * 1000 + HELPER_SLACK_MS;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void fingerprint(const char *token, size_t len, char out[13])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[SHA256_DIGEST_LENGTH];
 
 	SHA256((const unsigned char *)token, len, md);
-	for (int i = 0; i < 6; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0xf];
-	}
-	out[12] = '\0';
+	kt_hex(md, 6, out);
 	OPENSSL_cleanse(md, sizeof(md));
 }
 
@@ -118,7 +107,7 @@ static enum kt_reason review_cached(const struct kt_config *cfg, const char *con
                                     const struct kt_token_info *info, struct kt_decision *d)
 {
 	long budget = kt_review_deadline_ms(cfg);
-	long long deadline = now_ms() + budget;
+	long long deadline = kt_clock_ms(CLOCK_MONOTONIC) + budget;
 	struct kt_cache cache = { .dirfd = -1 };
 	char name[KT_CACHE_NAME_LEN + 1] = "";
 	enum kt_reason rc;
@@ -143,12 +132,12 @@ static enum kt_reason review_cached(const struct kt_config *cfg, const char *con
 	 * Wait for a concurrent review of this token for half the deadline at most: a holder
 	 * that hangs must cost one extra review, not the login of every token in its stripe.
 	 */
-	lockfd = kt_cache_lock(&cache, name, now_ms() + budget / 2);
+	lockfd = kt_cache_lock(&cache, name, kt_clock_ms(CLOCK_MONOTONIC) + budget / 2);
 	/* whoever held the lock may have stored the answer meanwhile */
 	if (lockfd >= 0 && from_cache(&cache, name, d, &rc))
 		goto out;
 	kt_cache_count(&cache, false);
-	rc = review(cfg, conf_path, token, len, (long)(deadline - now_ms()), d, &negative_ok);
+	rc = review(cfg, conf_path, token, len, (long)(deadline - kt_clock_ms(CLOCK_MONOTONIC)), d, &negative_ok);
 	if (rc == KT_R_OK && cfg->cache_ttl > 0)
 		kt_cache_store(&cache, name, &d->id, positive_ttl_ms(cfg, info));
 	else if (rc == KT_R_UNAUTHENTICATED && negative_ok && cfg->negative_cache_ttl > 0)
@@ -163,7 +152,7 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
                          const char *token, size_t len, const char *user,
                          struct kt_decision *d)
 {
-	long long start = now_ms();
+	long long start = kt_clock_ms(CLOCK_MONOTONIC);
 	struct kt_token_info info;
 	enum kt_reason rc;
 
@@ -194,7 +183,7 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 	if (user != NULL)
 		rc = kt_rules_decide(cfg->rules, cfg->n_rules, &d->id, user, &d->rule_line);
 out:
-	d->elapsed_ms = (long)(now_ms() - start);
+	d->elapsed_ms = (long)(kt_clock_ms(CLOCK_MONOTONIC) - start);
 	return d->reason = rc;
 }
 

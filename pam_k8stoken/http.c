@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "io.h"
 #include "review.h"
 #include "secure.h"
 
@@ -65,6 +66,7 @@ enum kt_reason kt_http_load_credential(const struct kt_config *cfg, char **out,
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
+	ssize_t n;
 	enum kt_reason rc = KT_R_REVIEWER_CREDENTIAL;
 	int fd;
 
@@ -84,19 +86,13 @@ enum kt_reason kt_http_load_credential(const struct kt_config *cfg, char **out,
 		rc = KT_R_NOMEM;
 		goto out;
 	}
-	for (;;) {
-		ssize_t n = read(fd, buf + len, CREDENTIAL_MAX + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			set_detail(detail, detail_len, "%s cannot be read", cfg->reviewer_token_file);
-			goto out;
-		}
-		if (n == 0 || len + (size_t)n > CREDENTIAL_MAX)
-			break;
-		len += (size_t)n;
+	n = kt_read_all(fd, buf, CREDENTIAL_MAX + 1);
+	if (n < 0) {
+		set_detail(detail, detail_len, "%s cannot be read", cfg->reviewer_token_file);
+		goto out;
 	}
-	if (len > CREDENTIAL_MAX) {
+	len = (size_t)n;
+	if (len > CREDENTIAL_MAX) {   /* grown since fstat */
 		set_detail(detail, detail_len, "%s is larger than 64 KiB", cfg->reviewer_token_file);
 		goto out;
 	}
@@ -137,14 +133,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	memcpy(r->buf + r->len, data, n);
 	r->len += n;
 	return n;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int is_json_type(const char *ct)
@@ -271,7 +259,7 @@ out:
 void kt_http_review(const struct kt_config *cfg, int only, const char *bearer,
                     const char *body, size_t body_len, struct kt_helper_result *res)
 {
-	long long deadline = now_ms() + (long long)cfg->timeout * 1000;
+	long long deadline = kt_clock_ms(CLOCK_MONOTONIC) + (long long)cfg->timeout * 1000;
 	struct reply rep = { 0 };
 	char *bearer_header = NULL;
 	size_t header_len = 0;
@@ -290,7 +278,7 @@ void kt_http_review(const struct kt_config *cfg, int only, const char *bearer,
 		goto out;
 	}
 	for (size_t i = 0; i < cfg->n_servers; i++) {
-		long long left = deadline - now_ms();
+		long long left = deadline - kt_clock_ms(CLOCK_MONOTONIC);
 
 		if (only >= 0 && (size_t)only != i)
 			continue;

@@ -6,7 +6,6 @@
  *   k8stoken cache stats [--conf F]
  * Exit codes: 0 allowed / all good, 1 denied, 2 unavailable or failed check, 3 usage/config.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "cache.h"
 #include "config.h"
 #include "decide.h"
+#include "io.h"
 #include "review.h"
 #include "secure.h"
 #include "spawn.h"
@@ -110,20 +110,13 @@ static int exit_code(enum kt_reason r)
 static char *read_stdin_token(size_t max, size_t *len)
 {
 	char *buf = malloc(max + 2);
-	size_t n = 0;
+	ssize_t r;
+	size_t n;
 
 	if (buf == NULL)
 		return NULL;
-	for (;;) {
-		ssize_t r = read(0, buf + n, max + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (n > max)
-			break;   /* enough to know it is too long */
-	}
+	r = kt_read_all(0, buf, max + 1);   /* max + 1: enough to know it is too long */
+	n = r > 0 ? (size_t)r : 0;
 	if (n > 0 && buf[n - 1] == '\n')
 		n--;
 	if (n > 0 && buf[n - 1] == '\r')

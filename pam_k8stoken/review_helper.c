@@ -5,7 +5,6 @@
  *   k8stoken-review --conf PATH [--server N]
  */
 #include <curl/curl.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "config.h"
 #include "helper_proto.h"
 #include "http.h"
+#include "io.h"
 #include "review.h"
 #include "secure.h"
 
@@ -31,27 +31,13 @@ static void harden_process(void)
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int emit(const struct kt_helper_result *r)
 {
 	char header[KT_PROTO_HEADER_MAX];
 	size_t n = kt_proto_format_header(r, header, sizeof(header));
 
-	if (n == 0 || write_all(1, header, n) < 0 || write_all(1, r->body, r->body_len) < 0 ||
-	    write_all(1, "end\n", 4) < 0)
+	if (n == 0 || kt_write_all(1, header, n) < 0 || kt_write_all(1, r->body, r->body_len) < 0 ||
+	    kt_write_all(1, "end\n", 4) < 0)
 		return 1;
 	return 0;
 }
@@ -60,24 +46,17 @@ static int emit(const struct kt_helper_result *r)
 static char *read_token(size_t max, size_t *len)
 {
 	char *buf = malloc(max + 1);
-	size_t n = 0;
+	ssize_t n;
 
 	if (buf == NULL)
 		return NULL;
-	for (;;) {
-		ssize_t r = read(0, buf + n, max + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 || (r > 0 && n + (size_t)r > max)) {
-			kt_free_secret(buf, max + 1);
-			return NULL;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
+	n = kt_read_all(0, buf, max + 1);
+	if (n < 0 || (size_t)n > max) {
+		kt_free_secret(buf, max + 1);
+		return NULL;
 	}
 	buf[n] = '\0';
-	*len = n;
+	*len = (size_t)n;
 	return buf;
 }
 

@@ -57,3 +57,14 @@ void kt_escape(const char *in, size_t inlen, char *out, size_t outlen)
 	}
 	out[o] = '\0';
 }
+
+void kt_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}

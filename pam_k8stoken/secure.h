@@ -16,4 +16,7 @@ void kt_free_secret_str(char *s);
  */
 void kt_escape(const char *in, size_t inlen, char *out, size_t outlen);
 
+/* Lower-case hex of in[0..n) into out (2n + 1 bytes, NUL-terminated): digests in names and logs. */
+void kt_hex(const unsigned char *in, size_t n, char *out);
+
 #endif

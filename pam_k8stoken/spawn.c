@@ -12,25 +12,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "review.h"
 #include "secure.h"
 #include "spawn.h"
 
 #define OUTPUT_MAX (KT_REPLY_MAX + KT_PROTO_HEADER_MAX + 8)
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for fd to be ready for `events` before the deadline; 1 ready, 0 timeout, -1 error. */
 static int wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - kt_clock_ms(CLOCK_MONOTONIC);
 		struct pollfd p = { .fd = fd, .events = events };
 		int n;
 
@@ -146,7 +139,7 @@ enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int on
                                const char *token, size_t token_len, long deadline_ms,
                                struct kt_helper_result *res)
 {
-	long long deadline = now_ms() + deadline_ms;
+	long long deadline = kt_clock_ms(CLOCK_MONOTONIC) + deadline_ms;
 	int sv[2] = { -1, -1 }, pidfd = -1, rd;
 	char *out = NULL;
 	size_t out_len = 0;
@@ -178,7 +171,7 @@ enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int on
 		rd = read_output(sv[0], out, &out_len, deadline);
 	}
 	finish_child(pid, pidfd, rd != 0, deadline);
-	if (rd == -1 && now_ms() >= deadline) {
+	if (rd == -1 && kt_clock_ms(CLOCK_MONOTONIC) >= deadline) {
 		res->reason = KT_R_TIMEOUT;
 		snprintf(res->detail, sizeof(res->detail), "no answer within %ld ms", deadline_ms);
 	} else if (rd != 0) {
