@@ -6,16 +6,14 @@ import ssl
 import threading
 
 
-class CountingListener:
-    """Accepts TCP connections on 127.0.0.1, counts them, holds them open silently."""
+class _Acceptor:
+    """Accepts TCP connections on 127.0.0.1 in a thread and hands each to handle()."""
 
-    def __init__(self):
+    def __init__(self, backlog=16):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.held = []
         self._stop = False
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -27,15 +25,33 @@ class CountingListener:
                 conn, _ = self.sock.accept()
             except (socket.timeout, OSError):
                 continue
-            self.connections += 1
-            self.held.append(conn)
+            self.handle(conn)
+
+    def handle(self, conn):
+        raise NotImplementedError
 
     def close(self):
         self._stop = True
         self.thread.join()
+        self.sock.close()
+
+
+class CountingListener(_Acceptor):
+    """Counts TCP connections and holds them open silently."""
+
+    def __init__(self):
+        self.connections = 0
+        self.held = []
+        super().__init__()
+
+    def handle(self, conn):
+        self.connections += 1
+        self.held.append(conn)
+
+    def close(self):
+        super().close()
         for c in self.held:
             c.close()
-        self.sock.close()
 
 
 class Blackhole:
@@ -70,7 +86,7 @@ def closed_port():
     return port
 
 
-class RecordingTLSServer:
+class RecordingTLSServer(_Acceptor):
     """TLS on 127.0.0.1 with the given cert; records ALPN offers and protocol versions."""
 
     def __init__(self, certfile, keyfile, max_version=None, alpn=("h2", "http/1.1")):
@@ -82,39 +98,22 @@ class RecordingTLSServer:
             ctx.maximum_version = max_version
         ctx.set_alpn_protocols(list(alpn))
         self.ctx = ctx
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.handshakes = []
         self.errors = []
-        self._stop = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+        super().__init__(backlog=8)
 
-    def _loop(self):
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            try:
-                conn.settimeout(5)
-                tls = self.ctx.wrap_socket(conn, server_side=True)
-                self.handshakes.append((tls.version(), tls.selected_alpn_protocol()))
-                tls.recv(65536)
-                tls.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                            b"Connection: close\r\n\r\n")
-                tls.close()
-            except (ssl.SSLError, OSError) as e:
-                self.errors.append(str(e))
-                conn.close()
-
-    def close(self):
-        self._stop = True
-        self.thread.join()
-        self.sock.close()
+    def handle(self, conn):
+        try:
+            conn.settimeout(5)
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+            self.handshakes.append((tls.version(), tls.selected_alpn_protocol()))
+            tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                        b"Connection: close\r\n\r\n")
+            tls.close()
+        except (ssl.SSLError, OSError) as e:
+            self.errors.append(str(e))
+            conn.close()
 
 
 def self_signed_cert(directory):
