@@ -324,11 +324,11 @@ def test_f10_negative_lives_at_most_negative_cache_ttl(h):
     token = h.token()
     h.api.add_fault(path=TR, status=201, body=NEGATIVE, times=1)
     h.api.reset_requests()
-    start = time.monotonic()
     login(h, token, expect="PAM_AUTH_ERR", cache="miss")
+    stored = time.monotonic()
     e = cf.parse_entry(read(entry_path(h, token)))
     assert e.expires <= cf.boottime_ms() + 1000
-    time.sleep(max(0, 1.3 - (time.monotonic() - start)))
+    time.sleep(max(0, 1.3 - (time.monotonic() - stored)))
     login(h, token, cache="miss")           # the real server now answers: allowed
     assert reviews(h) == 2
 
@@ -397,14 +397,14 @@ def test_f10_success_is_not_extended_by_use(h):
     h.write_conf(cache_ttl=ttl)
     token = h.token()
     h.api.reset_requests()
-    start = time.monotonic()
     key, name, data = warm(h, token)
+    stored = time.monotonic()
     time.sleep(0.3)
     login(h, token, cache="hit")
     time.sleep(0.3)
     login(h, token, cache="hit")
     assert read(os.path.join(h.cache_dir, name)) == data     # not rewritten by a hit
-    time.sleep(max(0, ttl + 0.3 - (time.monotonic() - start)))
+    time.sleep(max(0, ttl + 0.3 - (time.monotonic() - stored)))
     login(h, token, cache="miss")
     assert reviews(h) == 2
 
@@ -415,7 +415,6 @@ def test_f10_success_is_not_extended_by_use(h):
 def test_d11_deleted_serviceaccount_denied_within_ttl_plus_one(h):
     h.write_conf(cache_ttl=2)
     token = h.token("team-d11", "bob")
-    start = time.monotonic()
     login(h, token, "bob", cache="miss")
     h.api.delete_sa("team-d11", "bob")
     deleted = time.monotonic()
@@ -430,7 +429,6 @@ def test_d11_deleted_serviceaccount_denied_within_ttl_plus_one(h):
     assert r.code == "PAM_AUTH_ERR", r
     assert cache_of(r) == "miss"
     assert began <= 3.0
-    assert start <= deleted
 
 
 def test_d12_expiring_token_is_not_served_past_exp(h):
@@ -466,10 +464,10 @@ def test_c07_outage_with_fresh_entry_allows(h):
 def test_c07_outage_after_ttl_denies(h):
     h.write_conf(cache_ttl=1)
     token = h.token()
-    start = time.monotonic()
     warm(h, token)
+    stored = time.monotonic()
     h.api.add_fault(path=TR, status=503, body='{"kind":"Status","code":503}')
-    time.sleep(max(0, 1.3 - (time.monotonic() - start)))
+    time.sleep(max(0, 1.3 - (time.monotonic() - stored)))
     r = login(h, token, expect="PAM_AUTHINFO_UNAVAIL", cache="miss")
     assert r.decision()["reason"] == "http_status"
     assert cf.entries(h.cache_dir) in ([], [name_of(h, token)])
@@ -828,14 +826,14 @@ def test_f09_entry_stored_under_a_jumped_clock_is_not_immortal(h):
     h.write_conf(cache_ttl=2)
     tokens = mint_many(h, len(JUMPS), expiration_seconds=3 * 86400)
     h.api.reset_requests()
-    start = time.monotonic()
     for token, when in zip(tokens, JUMPS):
         env = faketime_env(h, when)
         login(h, token, cache="miss", extra_env=env)
         e = cf.verify_entry(key_of(h), name_of(h, token), read(entry_path(h, token)))
         assert e.expires <= cf.boottime_ms() + 2000, (when, e.fields)
         login(h, token, cache="hit", extra_env=env)
-    time.sleep(max(0, 2.3 - (time.monotonic() - start)))
+    stored = time.monotonic()   # every entry was written before this
+    time.sleep(max(0, 2.3 - (time.monotonic() - stored)))
     for token, when in zip(tokens, JUMPS):
         login(h, token, cache="miss", extra_env=faketime_env(h, when))
         login(h, token, cache="hit")        # a normal clock reads it too
@@ -846,10 +844,10 @@ def test_f09_no_resurrection_after_the_clock_moves_back(h):
     h.write_conf(cache_ttl=2)
     tokens = mint_many(h, 2)
     h.api.reset_requests()
-    start = time.monotonic()
     for token in tokens:
         login(h, token, cache="miss")
-    time.sleep(max(0, 2.3 - (time.monotonic() - start)))
+    stored = time.monotonic()   # both entries were written before this
+    time.sleep(max(0, 2.3 - (time.monotonic() - stored)))
     login(h, tokens[0], cache="miss", extra_env=faketime_env(h, "-1d"))
     login(h, tokens[1], cache="miss", extra_env=faketime_env(h, "@1970-01-01 00:00:00"))
     assert reviews(h) == 4
