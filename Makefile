@@ -65,7 +65,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
 
-.PHONY: all test-programs check check-unit demo bench deps install deb deb-test clean
+.PHONY: all test-programs check check-quick check-unit demo bench deps install deb deb-test clean
 all: $(MODULE) $(HELPER) $(TOOL) $(ASKPASS)
 
 $(BUILD)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h) | $(BUILD)/obj
@@ -105,6 +105,10 @@ test-programs: $(UNIT_TESTS) $(TEST_TOOLS)
 
 check: deps
 	/usr/bin/python3 tests/run.py
+
+# The fast tier for developers: every suite once, without the ASan+UBSan and valgrind passes.
+check-quick: deps
+	KT_CHECK_QUICK=1 /usr/bin/python3 tests/run.py
 
 # Only the cmocka unit tests (no root, no network, no sshd): what dh_auto_test runs.
 check-unit: $(UNIT_TESTS)

@@ -4,10 +4,14 @@
 # With the argument "deb": also what `make deb` / `make deb-test` need.
 set -eu
 
+# Every program and library a test calls, looked up from the tests (`grep -rn subprocess
+# tests`): a missing one is a failing test, never a skip. kubectl is not a Debian package;
+# the machines this project runs on carry /usr/bin/kubectl (docs/kubernetes.md).
 PACKAGES="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev libjson-c-dev libssl-dev
-libcmocka-dev libpam-wrapper libnss-wrapper openssl curl jq valgrind
+libcmocka-dev libpam-wrapper libnss-wrapper libpam-modules libpam-modules-bin util-linux
+openssl ca-certificates curl jq valgrind strace binutils faketime libfaketime
 python3 python3-pytest python3-cryptography python3-jwt python3-kubernetes
-openssh-server openssh-client sshpass python3-paramiko"
+openssh-server openssh-client sshpass python3-paramiko sudo pamtester"
 if [ "${1:-}" = deb ]; then
 	PACKAGES="$PACKAGES dpkg-dev debhelper lintian devscripts man-db"
 fi
