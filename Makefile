@@ -65,7 +65,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
 
-.PHONY: all test-programs check check-quick check-unit demo bench deps install deb deb-test clean
+.PHONY: all test-programs check check-quick check-unit demo demo-kube kube bench deps install deb deb-test clean
 all: $(MODULE) $(HELPER) $(TOOL) $(ASKPASS)
 
 $(BUILD)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h) | $(BUILD)/obj
@@ -117,6 +117,16 @@ check-unit: $(UNIT_TESTS)
 demo: deps
 	$(MAKE) all
 	/usr/bin/python3 tests/demo.py
+
+# etcd, kube-apiserver and kube-controller-manager of the release pinned in tests/kube/go.mod,
+# built from the Go module proxy into build/kube/ (test binaries only; reused once built).
+kube:
+	sh tests/kube/build.sh
+
+# make demo against a real kube-apiserver started on loopback (tests/kube/cluster.py).
+demo-kube: deps kube
+	$(MAKE) all
+	KT_DEMO_KUBE=1 /usr/bin/python3 tests/demo.py
 
 bench: deps
 	$(MAKE) all

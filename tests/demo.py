@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""make demo: the whole job once, on the embedded default (the local test API server).
+"""make demo: the whole job once, on the embedded default (the local test API server);
+make demo-kube (KT_DEMO_KUBE=1): the same against a real kube-apiserver (tests/kube).
 
 Starts the test Kubernetes API server, creates a ServiceAccount and mints a real
 token for it, then runs real PAM authentications (libpam, pam_start_confdir) of
@@ -30,13 +31,40 @@ def show(title, result):
         print(f"session env: {name}={value}")
 
 
+def forge(h, api, kube):
+    """A token of pam/pam-user with the right claims, signed by a key the cluster does not
+    trust."""
+    if not kube:
+        return h.mint(namespace="pam", name="pam-user", audiences=[AUDIENCE], key="other")
+    import time
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    token = jwt.encode({"aud": [AUDIENCE], "exp": now + 600, "iat": now, "nbf": now,
+                        "iss": "https://kubernetes.default.svc.cluster.local",
+                        "sub": "system:serviceaccount:pam:pam-user",
+                        "kubernetes.io": {"namespace": "pam",
+                                          "serviceaccount": {"name": "pam-user", "uid": "x"}}},
+                       key, algorithm="RS256", headers={"kid": "forged"})
+    h.secrets.append(token)
+    return token
+
+
 def main():
     subprocess.run(["make", "-s", "-C", ROOT, "all", "test-programs"], check=True)
     tmp = tempfile.mkdtemp(prefix="k8stoken-demo-")
-    api = ktest.ApiServer()
+    kube = os.environ.get("KT_DEMO_KUBE") == "1"
+    if kube:
+        sys.path.insert(0, os.path.join(ROOT, "tests", "kube"))
+        import cluster
+        api = cluster.KubeCluster(os.path.join(tmp, "kube"))
+    else:
+        api = ktest.ApiServer(os.path.join(tmp, "apiserver"))
     try:
-        api.start(os.path.join(tmp, "apiserver"))
-        print(f"test API server: {api.url} (state in {api.state_dir})")
+        api.start()
+        print(f"{'kube-apiserver' if kube else 'test API server'}: {api.url} "
+              f"(state in {api.state_dir})")
         h = Harness(api, tmp)
         h.write_conf(rules=["map serviceaccount:pam/pam-user alice",
                             "deny serviceaccount:kube-system/*"], cache_ttl=30)
@@ -44,7 +72,7 @@ def main():
                                             if not l.startswith("reviewer")))
         good = h.token("pam", "pam-user", seconds=600)
         other = h.token("pam", "someone-else", seconds=600)
-        forged = h.mint(namespace="pam", name="pam-user", audiences=[AUDIENCE], key="other")
+        forged = forge(h, api, kube)
         print(f"minted a {len(good)}-character token for ServiceAccount pam/pam-user, "
               f"audience {AUDIENCE}, 10 minutes")
 

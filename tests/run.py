@@ -3,8 +3,8 @@
 
 Suites: the repository checks, cmocka unit tests, the module's exported surface, the test API
 server's own pytest suite, the module tests through real libpam, the end-to-end tests with the
-real ssh/sshd/sudo/kubectl; then the unit and module tests again under ASan+UBSan, and the
-module tests under valgrind memcheck.
+real ssh/sshd/sudo/kubectl, the module against a real kube-apiserver (tests/kube); then the
+unit and module tests again under ASan+UBSan, and the module tests under valgrind memcheck.
 
 Counts come from machine-readable reports (cmocka's XML, pytest's JUnit XML), never from
 console text. A suite fails when its report is missing, when it ran fewer tests than its
@@ -34,6 +34,7 @@ MINIMUM = {
     "test API server": 70,
     "module": 330,
     "end to end": 100,
+    "real cluster": 18,
 }
 
 totals = {"passed": 0, "failed": 0, "skipped": 0}
@@ -152,6 +153,22 @@ def pytest_suite(suite, tier, path, reports_dir, extra_env=None):
     finish_suite(suite, tier, proc, [xml])
 
 
+def real_cluster_suite(reports_dir):
+    """The module against a real kube-apiserver: `make kube` builds (or reuses) etcd,
+    kube-apiserver and kube-controller-manager from the Go module proxy first."""
+    suite = "real cluster: kube-apiserver, etcd, kube-controller-manager"
+    proc = run(["sh", "tests/kube/build.sh"])
+    if proc.returncode == 3:
+        why = "no Go toolchain to build kube-apiserver (tests/kube/build.sh)"
+        print(f"SKIPPED the real-cluster tier: {why}")
+        report(suite, 0, 1 if CI else 0, 1, [("tests/kube", why)])
+    elif proc.returncode != 0:
+        print(f"FAILED {suite}: tests/kube/build.sh exited {proc.returncode}")
+        report(suite, 0, 1)
+    else:
+        pytest_suite(suite, "real cluster", "tests/kube", reports_dir, {"KT_BUILD": "build"})
+
+
 def build(directory, *flags):
     proc = run(["make", "-s", f"BUILD={directory}", "WERROR=1", *flags, "all", "test-programs"])
     if proc.returncode != 0:
@@ -175,6 +192,7 @@ def main():
             pytest_suite("module", "module", "tests/module", reports, {"KT_BUILD": "build"})
             pytest_suite("end to end: clients, sshd, sudo", "end to end", "tests/e2e", reports,
                          {"KT_BUILD": "build"})
+            real_cluster_suite(reports)
         if not quick:
             if build("build-asan", "SANITIZE=1"):
                 unit_suite("build-asan", reports)
