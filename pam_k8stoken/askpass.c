@@ -14,6 +14,16 @@
  * confirmation or another module's password prompt: no output, exit 1), so the module's
  * `prompt` setting must keep that text.
  *
+ * Opt-in (K8STOKEN_ANSWER_PASSWORD=1): a password prompt of one of three known shapes -- ssh's
+ * "USER@HOST's password: " (password method), pam_unix's "Password: " (also with ssh's
+ * "(USER@HOST) " prefix) and sudo's "[sudo] password for USER: " -- gets the whole token in one
+ * answer, for a stack that asks for a password and hands it to pam_k8stoken (use_first_pass,
+ * the pam-auth-update profile) or for sshd's password method. Such a stack cannot ask for parts,
+ * so a token longer than one answer can carry (sudo: 511 characters, ssh: 1,023) is refused
+ * with a message instead of being cut. Off by default: a password prompt may belong to a module
+ * that keeps or forwards what it is given, and a password-change prompt ("New password: ") is
+ * never answered.
+ *
  * The partition is deterministic and never puts a part boundary where the text so far already
  * looks like a complete token (kt_token_shape), since the module would stop asking there.
  * The answer and its newline go out in one write(2): ssh reads at most 1,023 bytes and closes
@@ -42,6 +52,9 @@
 #define MAX_PART_SIZE 1023       /* the OpenSSH client's limit per answer */
 #define MAX_TOKEN 65536          /* well above any real token and max_token_size's default */
 #define MAX_PART_NUMBER 100000
+#define SSH_MAX_ANSWER 1023      /* the OpenSSH client keeps at most this much of an answer */
+#define SUDO_MAX_ANSWER 511      /* sudo 1.9 refuses an answer of 512 characters or more */
+#define ANSWER_PASSWORD_ENV "K8STOKEN_ANSWER_PASSWORD"
 
 static void usage(FILE *to)
 {
@@ -57,6 +70,10 @@ static void usage(FILE *to)
 	        "  K8STOKEN        the token itself\n"
 	        "Other:\n"
 	        "  K8STOKEN_PART_SIZE   longest part in characters, 1..1023 (default 500)\n"
+	        "  K8STOKEN_ANSWER_PASSWORD=1   also answer a password prompt (ssh's\n"
+	        "                       \"USER@HOST's password: \", \"Password: \", sudo's \"[sudo] password\n"
+	        "                       for USER: \") with the whole token in one answer, when it fits:\n"
+	        "                       1023 characters (sudo: 511); default 0 (off)\n"
 	        "\n"
 	        "Only prompts containing \"" PROMPT_MARK "\" are answered; \"(part N)\" in the prompt\n"
 	        "selects part N, otherwise part 1. Past the last part an empty line is printed.\n"
@@ -108,6 +125,104 @@ static long wanted_part(const char *prompt)
 		return 0;
 	n = parse_number(digits, (size_t)(end - digits), 1, MAX_PART_NUMBER);
 	return n > 0 ? n : 0;
+}
+
+/* s[0..n) is a non-empty run of characters that ssh or sudo put in for a user or host name. */
+static int is_name(const char *s, size_t n)
+{
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == '(' || s[i] == ')' || s[i] == '[' ||
+		    s[i] == ']' || s[i] == '\'' || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* s starts with prefix; *rest is what follows it. */
+static int take(const char *s, const char *prefix, const char **rest)
+{
+	size_t n = strlen(prefix);
+
+	if (strncmp(s, prefix, n) != 0)
+		return 0;
+	*rest = s + n;
+	return 1;
+}
+
+/* s is NAME followed by tail, exactly (NAME as is_name). */
+static int name_then(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+
+	return n > t && strcmp(s + n - t, tail) == 0 && is_name(s, n - t);
+}
+
+/*
+ * The longest answer that reaches the module for a password prompt of a known shape, 0 for
+ * any other prompt (a password change, a passphrase, a question): ssh's password method
+ * "USER@HOST's password: ", pam_unix's "Password: " (through ssh keyboard-interactive with
+ * "(USER@HOST) " before it) and sudo's "[sudo] password for USER: ". One trailing space is
+ * optional. Under sudo (its prompt, or sudo as our parent) the limit is sudo's 511.
+ */
+static size_t password_prompt_limit(const char *prompt, int under_sudo)
+{
+	char text[512];
+	const char *rest;
+	size_t n = strlen(prompt);
+
+	if (n == 0 || n >= sizeof text)
+		return 0;
+	memcpy(text, prompt, n + 1);
+	if (text[n - 1] == ' ')
+		text[--n] = '\0';
+	if (take(text, "[sudo] password for ", &rest))
+		return name_then(rest, ":") ? SUDO_MAX_ANSWER : 0;
+	if (text[0] == '(') {          /* ssh keyboard-interactive: "(USER@HOST) " + the PAM text */
+		const char *close = strchr(text, ')');
+
+		if (close == NULL || close[1] != ' ' || !is_name(text + 1, (size_t)(close - text - 1)))
+			return 0;
+		rest = close + 2;
+	} else {
+		rest = text;
+	}
+	if (strcmp(rest, "Password:") == 0)
+		return under_sudo ? SUDO_MAX_ANSWER : SSH_MAX_ANSWER;
+	if (rest == text && name_then(text, "'s password:"))
+		return under_sudo ? SUDO_MAX_ANSWER : SSH_MAX_ANSWER;
+	return 0;
+}
+
+/* Our parent is sudo (sudo -A runs the askpass as its direct child): its answer limit holds. */
+static int parent_is_sudo(void)
+{
+	char path[64], comm[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%ld/comm", (long)getppid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = kt_read_all(fd, comm, sizeof comm - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	comm[n] = '\0';
+	return strcmp(comm, "sudo\n") == 0;
+}
+
+/* K8STOKEN_ANSWER_PASSWORD: 1 on, unset/empty/0 off, anything else -1 (refuse to guess). */
+static int answer_password_setting(void)
+{
+	const char *v = getenv(ANSWER_PASSWORD_ENV);
+
+	if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
+		return 0;
+	if (strcmp(v, "1") == 0)
+		return 1;
+	return -1;
 }
 
 /* Reads K8STOKEN_FILE into a fresh buffer (secret); *len excludes the terminating NUL. */
@@ -255,9 +370,66 @@ static int find_part(const char *tok, size_t len, size_t size, long want, size_t
 	}
 }
 
+/* Prints tok[start..start+plen) and a newline in one write (see the comment at the top). */
+static int answer(const char *tok, size_t start, size_t plen)
+{
+	char *out = malloc(plen + 1);
+	int rc = 0;
+
+	if (out == NULL)
+		return fail("out of memory");
+	memcpy(out, tok + start, plen);
+	out[plen] = '\n';
+	if (kt_write_all(STDOUT_FILENO, out, plen + 1) != 0)
+		rc = fail("cannot write the answer");
+	kt_free_secret(out, plen + 1);
+	return rc;
+}
+
+/*
+ * A prompt without "Kubernetes token": the whole token for a password prompt when the user
+ * opted in and it fits in one answer; otherwise no answer (exit 1) and a message saying why.
+ */
+static int answer_password_prompt(const char *prompt)
+{
+	int setting = answer_password_setting();
+	size_t limit, len = 0, cap = 0;
+	char *tok;
+	int rc;
+
+	if (setting < 0) {
+		fail(ANSWER_PASSWORD_ENV " must be 1 (answer password prompts) or 0; not answering");
+		return 1;
+	}
+	limit = password_prompt_limit(prompt, parent_is_sudo());
+	if (setting == 0 || limit == 0) {
+		/* Never send the token to a prompt we do not recognise (host key question, password). */
+		fprintf(stderr, PROG ": not a \"" PROMPT_MARK "\" prompt; not answering it%s\n",
+		        limit != 0 ? " (a password prompt gets the token only with "
+		                     ANSWER_PASSWORD_ENV "=1)" : "");
+		return 1;
+	}
+	tok = load_token(&len, &cap);
+	if (tok == NULL)
+		return 1;
+	if (len > limit) {
+		fprintf(stderr,
+		        PROG ": the token has %zu characters, but a password prompt %s passes at most "
+		        "%zu in its one answer; not answering. Use the module's own \"" PROMPT_MARK
+		        "\" prompt, which takes the token in parts (ssh: keyboard-interactive with "
+		        "pam_k8stoken first in the stack)\n",
+		        len, limit == SUDO_MAX_ANSWER ? "of sudo" : "of ssh", limit);
+		kt_free_secret(tok, cap);
+		return 1;
+	}
+	rc = answer(tok, 0, len) == 0 ? 0 : 1;
+	kt_free_secret(tok, cap);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	char *tok = NULL, *out = NULL;
+	char *tok = NULL;
 	size_t len = 0, cap = 0, start = 0, plen = 0, size = DEFAULT_PART_SIZE;
 	const char *env_size = getenv("K8STOKEN_PART_SIZE");
 	long want;
@@ -272,11 +444,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	want = wanted_part(argv[1]);
-	if (want == 0) {
-		/* Never send the token to a prompt we do not recognise (host key question, password). */
-		fprintf(stderr, PROG ": not a \"" PROMPT_MARK "\" prompt; not answering it\n");
-		return 1;
-	}
+	if (want == 0)
+		return answer_password_prompt(argv[1]);
 	if (env_size != NULL && env_size[0] != '\0') {
 		long v = parse_number(env_size, strlen(env_size), 1, MAX_PART_SIZE);
 
@@ -294,21 +463,9 @@ int main(int argc, char **argv)
 		     "(K8STOKEN_PART_SIZE too small?)");
 		goto out;
 	}
-	out = malloc(plen + 1);
-	if (out == NULL) {
-		fail("out of memory");
-		goto out;
-	}
-	memcpy(out, tok + start, plen);
-	out[plen] = '\n';
-	/* One write: answer and newline together (see the comment at the top). */
-	if (kt_write_all(STDOUT_FILENO, out, plen + 1) != 0) {
-		fail("cannot write the answer");
-		goto out;
-	}
-	rc = 0;
+	if (answer(tok, start, plen) == 0)
+		rc = 0;
 out:
-	kt_free_secret(out, plen + 1);
 	kt_free_secret(tok, cap);
 	return rc;
 }

@@ -37,8 +37,7 @@ import sshd as sshd_mod  # noqa: E402
 PKG = "libpam-k8stoken"
 VERSION = "0.1.0"
 DEB_DIR = os.path.join(ROOT, "build", "deb")
-MULTIARCH = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True,
-                           text=True).stdout.strip() or "x86_64-linux-gnu"
+MULTIARCH = sshd_mod.MULTIARCH  # dpkg-architecture, else gcc -print-multiarch; never a guess
 ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
                       text=True).stdout.strip()
 MODULE = f"/usr/lib/{MULTIARCH}/security/pam_k8stoken.so"
@@ -405,9 +404,10 @@ def logins(tmp, stack):
                 else:
                     dec = sshd_mod.Sshd.decisions(logs[2])
                     check("a password that is not a token: refused, nothing sent to the API "
-                          "server", r.returncode != 0 and
+                          "server, one decision: deny reason=not_jwt", r.returncode != 0 and
                           h.api.requests()["counts"].get(ktest.TOKENREVIEWS, 0) == 1
-                          and all(d.get("reason") == "not_jwt" for d in dec), dec)
+                          and [(d["verdict"], d.get("reason")) for d in dec]
+                          == [("deny", "not_jwt")], dec)
         try:
             h.scan_for_secrets()
             check("no piece of any token in any log or output", True)

@@ -5,7 +5,7 @@ first use and kept for the session: the API server, a module Harness (config, re
 token minting; tests/module/harness.py) and a real sshd whose PAM service uses the module from
 the build tree. After every test every captured text -- sshd's log, its stderr, the module's
 log (syslog shim), the API server's logs and all client output -- is scanned for any
-16-character piece of any token or credential (SECURITY.md L01).
+16-character piece of any token or credential (docs/security.md L01).
 
 Environment: KT_BUILD (as the module tests: build directory under the repository, or an
 absolute path), KT_ASKPASS (the askpass helper; default BUILD/k8stoken-askpass).
@@ -34,13 +34,15 @@ def askpass_path():
 
 
 def require_tools():
-    missing = [p for p in (sshd_mod.SSHD, sshd_mod.SSH, MODULE, HELPER, askpass_path())
-               if not os.path.exists(p)]
-    if missing:
-        pytest.skip(f"missing: {', '.join(missing)} (make; apt-get install openssh-server "
-                    f"openssh-client)")
+    """A missing program is a failure (tests/install-deps.sh installs them all); only a
+    developer's unprivileged run skips, since sshd must run as root."""
     if os.geteuid() != 0:
         pytest.skip("the sshd tests run sshd as root")
+    missing = [p for p in (sshd_mod.SSHD, sshd_mod.SSH, MODULE, HELPER, askpass_path(),
+                           "/usr/bin/sshpass") if not os.path.exists(p)]
+    if missing:
+        pytest.fail(f"missing: {', '.join(missing)} (make; tests/install-deps.sh installs "
+                    f"openssh-server openssh-client sshpass)")
 
 
 class World:
@@ -99,14 +101,17 @@ class World:
     def _keep(self, *texts):
         self.h.captured += [t for t in texts if t]
 
-    def ssh(self, user, token, command=None, part_size=None, askpass=None, options=()):
-        """keyboard-interactive with SSH_ASKPASS answering the module's prompts."""
-        env = {"K8STOKEN_FILE": self.token_file(token)}
+    def ssh(self, user, token, command=None, part_size=None, askpass=None, options=(),
+            method="keyboard-interactive", extra_env=None):
+        """The OpenSSH client with SSH_ASKPASS (k8stoken-askpass) answering the prompts;
+        keyboard-interactive unless method says otherwise. extra_env: e.g. the askpass's
+        K8STOKEN_ANSWER_PASSWORD."""
+        env = {"K8STOKEN_FILE": self.token_file(token), **(extra_env or {})}
         if part_size:
             env["K8STOKEN_PART_SIZE"] = str(part_size)
         kw = {} if command is None else {"command": command}
         r = self.sshd.run_ssh(user, askpass=askpass or askpass_path(), env=env,
-                              options=options, **kw)
+                              options=options, method=method, **kw)
         self._keep(r.stdout, r.stderr)
         return r
 

@@ -34,15 +34,76 @@ import subprocess
 import tempfile
 import time
 
+
+
+def multiarch():
+    """The Debian multiarch triplet (x86_64-linux-gnu, aarch64-linux-gnu, ...): libpam's module
+    directory and the wrappers' libraries live under /usr/lib/<triplet>."""
+    for argv in (["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], ["gcc", "-print-multiarch"]):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+        except OSError:
+            continue
+        if out:
+            return out
+    raise RuntimeError("cannot tell the multiarch triplet: neither dpkg-architecture nor "
+                       "gcc -print-multiarch answered (apt-get install dpkg-dev gcc)")
+
+
 SSHD = "/usr/sbin/sshd"
 SSH = "/usr/bin/ssh"
 SERVICE = "sshd-k8stoken"
-PAMDIR = "/usr/lib/x86_64-linux-gnu/security"
+MULTIARCH = multiarch()
+PAMDIR = f"/usr/lib/{MULTIARCH}/security"
 PRIVSEP_DIR = "/run/sshd"  # compiled into Debian's sshd; must exist, root-owned, not writable by others
 
 # name, uid; `sshd` is the privilege separation user and must be in the passwd file
 USERS = [("root", 0, "/root"), ("sshd", 101, PRIVSEP_DIR), ("nobody", 65534, "/nonexistent"),
          ("alice", 1001, None), ("bob", 1002, None), ("deploy", 1003, None)]
+
+
+PROFILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "debian", "pam-configs", "k8stoken")
+UNIX_PROFILE = "/usr/share/pam-configs/unix"
+
+
+def _profile_auth(path, initial):
+    """(priority, [(control, module, args)]) of a pam-auth-update profile's Auth[-Initial]."""
+    fields, key = {}, None
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line[:1] in (" ", "\t") and key:
+                fields[key].append(line.strip())
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = [value.strip()] if value.strip() else []
+    lines = fields.get("Auth-Initial" if initial and "Auth-Initial" in fields else "Auth", [])
+    out = []
+    for line in lines:
+        m = re.match(r"^(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)$", line)
+        out.append(m.groups())
+    return int(fields["Priority"][0]), out
+
+
+def profile_auth_stack(module_line):
+    """common-auth as `pam-auth-update --enable k8stoken` writes it next to Debian's unix
+    profile (tests/deb/run.py checks the real one): the profiles by priority, the first with its
+    Auth-Initial lines, each "success=end" turned into a jump to pam_permit, then pam_deny and
+    pam_permit. pam_k8stoken.so is replaced by module_line (the build's module with conf= and
+    helper=), other modules get absolute paths."""
+    profiles = sorted([_profile_auth(UNIX_PROFILE, True), _profile_auth(PROFILE, False)],
+                      reverse=True)
+    primary = [line for _, lines in profiles for line in lines]
+    stack = []
+    for i, (control, module, args) in enumerate(primary):
+        control = control.replace("success=end", f"success={len(primary) - i}")
+        if module == "pam_k8stoken.so":
+            module = module_line
+        elif not module.startswith("/"):
+            module = f"{PAMDIR}/{module}"
+        stack.append(f"auth {control} {module} {args}".rstrip())
+    return stack + [f"auth requisite {PAMDIR}/pam_deny.so", f"auth required {PAMDIR}/pam_permit.so"]
 
 
 def build_shim(directory):
@@ -63,7 +124,7 @@ def free_port():
 
 
 def _lib(name):
-    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib", "/lib/x86_64-linux-gnu"):
+    for d in (f"/usr/lib/{MULTIARCH}", "/usr/lib", f"/lib/{MULTIARCH}"):
         path = os.path.join(d, name)
         if os.path.exists(path):
             return path
@@ -92,7 +153,7 @@ class Sshd:
         self.pam_debuglevel = pam_debuglevel
         self.users = users or USERS
         self.shim = shim
-        self.extra_env = dict(extra_env or {})  # e.g. a hostile environment (SECURITY E02)
+        self.extra_env = dict(extra_env or {})  # e.g. a hostile environment (docs/security.md E02)
         self.preload_first = list(preload_first)  # e.g. libasan.so for a SANITIZE=1 module
         self.syslog_path = os.path.join(self.tmp, "syslog.log")
         self.process = None

@@ -1,12 +1,15 @@
-"""Client-side helpers: k8stoken-askpass and the kubectl plugin kubectl-k8stoken (PRODUCT §5).
+"""Client-side helpers: k8stoken-askpass and the kubectl plugin kubectl-k8stoken (docs/design.md §5).
 
 Fast, no sshd: the askpass is run the way ssh and sudo run it (prompt in argv[1], answer on
 stdout), and the plugin runs with fake `ssh`/`sudo`/`kubectl` programs earlier in PATH that
 record what they were given and ask the askpass for every part like OpenSSH would. One test mints
-with the real /usr/bin/kubectl (the version dispatcher) against the test API server.
+with the real /usr/bin/kubectl (the version dispatcher) against the test API server. The
+askpass's parts go through the real module (tests/tools/pam_driver, real libpam) to the test API
+server, which records the token the module sent.
 
-Binaries: KT_ASKPASS (default build/k8stoken-askpass), KT_LIBK (default build/libk8stoken.a, to
-build a driver that asks the module's own kt_token_shape), the plugin from pam_k8stoken/.
+Binaries: KT_ASKPASS (default BUILD/k8stoken-askpass), KT_LIBK (default BUILD/libk8stoken.a, to
+build a driver that asks the module's own kt_token_shape), BUILD = KT_BUILD (default build), the
+plugin from pam_k8stoken/.
 """
 import base64
 import hashlib
@@ -24,8 +27,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests", "apiserver"))
 import ktest  # noqa: E402
 
-ASKPASS = os.path.abspath(os.path.join(ROOT, os.environ.get("KT_ASKPASS", "build/k8stoken-askpass")))
-LIBK = os.path.abspath(os.path.join(ROOT, os.environ.get("KT_LIBK", "build/libk8stoken.a")))
+sys.path.insert(0, os.path.join(ROOT, "tests", "module"))
+from harness import BUILD, Harness  # noqa: E402
+
+ASKPASS = os.path.abspath(os.path.join(ROOT, os.environ.get("KT_ASKPASS")
+                                       or os.path.join(BUILD, "k8stoken-askpass")))
+LIBK = os.path.abspath(os.path.join(ROOT, os.environ.get("KT_LIBK")
+                                    or os.path.join(BUILD, "libk8stoken.a")))
 PLUGIN = os.path.join(ROOT, "pam_k8stoken", "kubectl-k8stoken")
 KUBECTL = "/usr/bin/kubectl"
 NO_TOKEN_MSG = b"k8stoken-askpass: no token: set K8STOKEN_FILE or K8STOKEN"
@@ -139,8 +147,7 @@ def shape(tmp_path_factory):
                           text=True).stdout.split()
     cc = subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-I", os.path.join(ROOT, "pam_k8stoken"),
                          "-o", str(exe), str(src), LIBK] + libs, capture_output=True, text=True)
-    if cc.returncode != 0:
-        pytest.skip(f"cannot link a kt_token_shape driver against {LIBK}: {cc.stderr[-300:]}")
+    assert cc.returncode == 0, f"cannot link a kt_token_shape driver against {LIBK}: {cc.stderr}"
 
     def run(texts):
         out = subprocess.run([str(exe)], input="".join(t + "\n" for t in texts), capture_output=True,
@@ -182,18 +189,49 @@ def all_parts(askpass, token_file, extra_env=None, limit=100):
     raise AssertionError("no end of parts")
 
 
-def converse(askpass, shape, token_file, limit=50):
-    """What pam_k8stoken does: first prompt, then "(part N)" while the joined text is PARTIAL."""
-    joined = ask_part(askpass, 1, token_file)
-    n = 1
-    while shape([joined])[0] == "PARTIAL":
-        n += 1
-        assert n < limit
-        part = ask_part(askpass, n, token_file)
-        if part == "":
-            break
-        joined += part
-    return joined, n
+@pytest.fixture(scope="session")
+def module_world(tmp_path_factory):
+    """module_world(key) -> Harness: the real module (pam_driver, real libpam) against a test
+    API server signing with key; pam/pam-user is mapped to alice."""
+    worlds, servers = {}, []
+
+    def get(key="rs256-2048"):
+        if key not in worlds:
+            d = tmp_path_factory.mktemp("module-" + key)
+            api = ktest.ApiServer().start(str(d / "api"), key=key)
+            servers.append(api)
+            worlds[key] = Harness(api, str(d))
+        return worlds[key]
+    yield get
+    for api in servers:
+        api.stop()
+
+
+def converse(askpass, h, token_file, user="alice"):
+    """The real module asks, the askpass answers: pam_authenticate through pam_driver with the
+    askpass's parts as the answers, then every prompt the module showed is put to the askpass
+    (with ssh's "(user@host) " prefix) and must get the answer that was given at that prompt.
+    Returns (Result, the token the module sent in its TokenReview, prompts shown)."""
+    parts = all_parts(askpass, token_file)
+    h.api.reset_requests()
+    r = h.run(user, parts + [""])
+    shown = []
+    for p in r.prompts:
+        style, _, text = p.partition(" ")
+        assert style == "off", p                      # echo off, as for a password
+        shown.append(text)
+    for i, text in enumerate(shown):
+        answered = run_askpass(askpass, "(alice@127.0.0.1) " + text, token_file=token_file)
+        assert answered.returncode == 0, answered.stderr
+        assert answered.stdout.decode()[:-1] == (parts + [""])[i], (i, text)
+    sent = [json.loads(q["body"])["spec"]["token"] for q in h.api.requests()["last"]
+            if q["path"] == ktest.TOKENREVIEWS]
+    assert len(sent) == 1, len(sent)                  # one token, one TokenReview
+    return r, sent[0], shown
+
+
+def expected_prompts(n):
+    return ["Kubernetes token: "] + [f"Kubernetes token (part {k}): " for k in range(2, n + 1)]
 
 
 def write_token(tmp_path, token, name="token", suffix=""):
@@ -225,18 +263,24 @@ def test_parts_join_to_the_token(askpass, tmp_path, total, key):
 
 
 @pytest.mark.parametrize("total,key", LENGTHS, ids=[f"{t}-{k}" for t, k in LENGTHS])
-def test_module_conversation_gets_the_whole_token(askpass, shape, tmp_path, total, key):
+def test_module_conversation_gets_the_whole_token(askpass, shape, module_world, tmp_path,
+                                                  total, key):
+    """The real module, fed the askpass's parts, asks exactly once per part and sends the whole
+    token in one TokenReview (the synthetic signature is then refused: unauthenticated)."""
     token = make_jwt(total, key)
     assert shape([token]) == ["COMPLETE"]
     path = write_token(tmp_path, token)
     parts = all_parts(askpass, path)
     prefixes = ["".join(parts[:i]) for i in range(1, len(parts))]
     assert shape(prefixes) == ["PARTIAL"] * len(prefixes)
-    joined, asked = converse(askpass, shape, path)
-    assert joined == token and asked == len(parts)
+    r, sent, shown = converse(askpass, module_world(), path)
+    assert sent == token
+    assert shown == expected_prompts(len(parts))
+    assert r.code == "PAM_AUTH_ERR"
+    assert r.decision()["verdict"] == "deny" and r.decision()["reason"] == "unauthenticated", r
 
 
-def test_boundary_moves_before_a_complete_looking_prefix(askpass, shape, tmp_path):
+def test_boundary_moves_before_a_complete_looking_prefix(askpass, shape, module_world, tmp_path):
     # RS256-4096 whose header+payload take 658 characters: the prefix of 1,000 characters
     # carries a 342-character signature, the length of an RS256-2048 one (COMPLETE); the
     # second part must end earlier, or the module would stop asking after it.
@@ -248,8 +292,9 @@ def test_boundary_moves_before_a_complete_looking_prefix(askpass, shape, tmp_pat
     assert parts == reference_parts(token, 500, shape)
     assert len(parts[0]) == 500 and len(parts[1]) < 500 and len(parts) == 3
     assert "".join(parts) == token
-    joined, asked = converse(askpass, shape, path)
-    assert joined == token and asked == 3
+    r, sent, shown = converse(askpass, module_world(), path)
+    assert sent == token and shown == expected_prompts(3)
+    assert r.code == "PAM_AUTH_ERR" and r.decision()["reason"] == "unauthenticated", r
 
 
 @pytest.mark.parametrize("size", [500, 343, 100])
@@ -298,26 +343,31 @@ def test_sweep_of_lengths_and_part_sizes(askpass, shape, tmp_path, size):
     assert checked > 30
 
 
-def test_minted_tokens_from_the_test_apiserver(askpass, shape, tmp_path):
-    """Real tokens: TokenRequest (RS256-2048, RS256-4096, ES256) and pod-bound ones."""
+def test_minted_tokens_from_the_test_apiserver(askpass, module_world, tmp_path):
+    """Real tokens: TokenRequest (RS256-2048, RS256-4096, ES256) and pod-bound ones, through the
+    askpass and the real module: allowed as alice."""
     seen = set()
     for key in ("rs256-2048", "rs256-4096", "es256"):
-        with ktest.ApiServer().start(str(tmp_path / key), key=key) as srv:
-            srv.create_sa("pam", "pam-user")
+        h = module_world(key)
+        srv = h.api
+        h.ensure_sa("pam", "pam-user")
+        try:
             srv.create_node("node-1")
             srv.create_pod("pam", "web-0", "pam-user", node="node-1")
-            tokens = [srv.token_request("pam", "pam-user", audiences=["pam-test"], seconds=600),
-                      srv.token_request("pam", "pam-user", audiences=["pam-test"], seconds=3600,
-                                        bound={"kind": "Pod", "apiVersion": "v1", "name": "web-0"})]
-            for token in tokens:
-                seen.add(len(token))
-                path = write_token(tmp_path, token, suffix="\n")
-                parts = all_parts(askpass, path)
-                assert "".join(parts) == token and all(len(p) <= 500 for p in parts)
-                joined, _ = converse(askpass, shape, path)
-                assert joined == token
-                status, review = srv.token_review(joined, audiences=["pam-test"])
-                assert status == 201 and review["status"]["authenticated"] is True
+        except ktest.ApiError as e:
+            assert e.status == 409, e
+        tokens = [h.token(),
+                  h.token(seconds=3600, bound={"kind": "Pod", "apiVersion": "v1", "name": "web-0"})]
+        for token in tokens:
+            seen.add(len(token))
+            path = write_token(tmp_path, token, suffix="\n")
+            parts = all_parts(askpass, path)
+            assert "".join(parts) == token and all(len(p) <= 500 for p in parts)
+            r, sent, shown = converse(askpass, h, path)
+            assert sent == token and shown == expected_prompts(len(parts))
+            assert r.code == "PAM_SUCCESS", r
+            d = r.decision()
+            assert (d["verdict"], d["user"], d["sa"]) == ("allow", "alice", "pam/pam-user"), d
     assert max(seen) > 1000 and min(seen) < 1000
 
 
@@ -469,8 +519,7 @@ def test_part_size_too_small_to_split_safely(askpass, tmp_path):
 
 
 def test_answer_is_one_write(askpass, tmp_path):
-    if shutil.which("strace") is None:
-        pytest.skip("strace not installed")
+    assert shutil.which("strace"), "strace not installed (tests/install-deps.sh installs it)"
     token = make_jwt(2100, "RS256-4096")
     path = write_token(tmp_path, token)
     log = tmp_path / "strace.log"
@@ -506,6 +555,146 @@ def test_ssh_style_reader_that_closes_after_1023_bytes(askpass, tmp_path):
         assert got.split(b"\n")[0].split(b"\r")[0] == want.encode()
 
 
+# --- askpass: the password opt-in (K8STOKEN_ANSWER_PASSWORD=1) ------------------------------------
+
+OPT_IN = {"K8STOKEN_ANSWER_PASSWORD": "1"}
+SSH_PASSWORD = "alice@127.0.0.1's password: "
+SUDO_PASSWORD = "[sudo] password for alice: "
+# prompt -> the longest token it gets (ssh: 1,023 characters per answer, sudo: 511)
+PASSWORD_PROMPTS = {SSH_PASSWORD: 1023, "alice@bastion-1.example.org's password: ": 1023,
+                    "alice@::1's password: ": 1023, "Password: ": 1023, "Password:": 1023,
+                    "(alice@127.0.0.1) Password: ": 1023, SUDO_PASSWORD: 511,
+                    "[sudo] password for k8se2e1a2b3c:": 511}
+NOT_ANSWERED = "k8stoken-askpass: not a \"Kubernetes token\" prompt; not answering it"
+OPT_IN_HINT = " (a password prompt gets the token only with K8STOKEN_ANSWER_PASSWORD=1)"
+
+
+def too_long_message(length, limit):
+    return (f"k8stoken-askpass: the token has {length} characters, but a password prompt "
+            f"{'of sudo' if limit == 511 else 'of ssh'} passes at most {limit} in its one "
+            "answer; not answering. Use the module's own \"Kubernetes token\" prompt, which "
+            "takes the token in parts (ssh: keyboard-interactive with pam_k8stoken first in "
+            "the stack)")
+
+
+@pytest.mark.parametrize("prompt", sorted(PASSWORD_PROMPTS))
+@pytest.mark.parametrize("setting", [None, "", "0"])
+def test_password_prompt_refused_without_opt_in(askpass, tmp_path, prompt, setting):
+    token = make_jwt(620, "ES256")
+    path = write_token(tmp_path, token)
+    env = {} if setting is None else {"K8STOKEN_ANSWER_PASSWORD": setting}
+    p = run_askpass(askpass, prompt, token_file=path, extra_env=env)
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr.decode() == NOT_ANSWERED + OPT_IN_HINT + "\n"
+
+
+@pytest.mark.parametrize("prompt", sorted(PASSWORD_PROMPTS))
+def test_password_prompt_gets_the_whole_token_when_it_fits(askpass, tmp_path, prompt):
+    """The whole token in one answer, up to the limit of the program that asks."""
+    limit = PASSWORD_PROMPTS[prompt]
+    for total in (620, limit) if limit > 620 else (limit,):
+        token = make_jwt(total, "ES256" if total < 900 else "RS256-2048")
+        path = write_token(tmp_path, token, suffix="\n")
+        p = run_askpass(askpass, prompt, token_file=path, extra_env=OPT_IN)
+        assert (p.returncode, p.stdout, p.stderr) == (0, token.encode() + b"\n", b"")
+
+
+@pytest.mark.parametrize("prompt", sorted(PASSWORD_PROMPTS))
+def test_password_prompt_refuses_a_token_that_does_not_fit(askpass, tmp_path, prompt):
+    limit = PASSWORD_PROMPTS[prompt]
+    for total in (limit + 1, 1515):
+        token = make_jwt(total, "ES256" if total < 900 else "RS256-4096")
+        path = write_token(tmp_path, token)
+        p = run_askpass(askpass, prompt, token_file=path, extra_env=OPT_IN)
+        assert (p.returncode, p.stdout) == (1, b"")
+        assert p.stderr.decode() == too_long_message(total, limit) + "\n"
+
+
+def test_password_prompt_under_sudo_has_sudos_limit(askpass, tmp_path):
+    """sudo -A runs the askpass as its child: "Password: " (a sudoers passprompt) then gets
+    sudo's 511, known from the parent's name."""
+    token = make_jwt(620, "ES256")
+    path = write_token(tmp_path, token)
+    fake_sudo = tmp_path / "sudo"
+    os.symlink("/bin/sh", fake_sudo)              # a parent whose name (comm) is "sudo"
+    env = {"PATH": "/usr/bin:/bin", "K8STOKEN_FILE": str(path), **OPT_IN}
+    script = '"$0" "Password: "; exit $?'        # not exec: the shell stays the parent
+    p = subprocess.run([str(fake_sudo), "-c", script, askpass], env=env, capture_output=True,
+                       timeout=10)
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr.decode() == too_long_message(620, 511) + "\n"
+    p = subprocess.run(["/bin/sh", "-c", script, askpass], env=env, capture_output=True,
+                       timeout=10)
+    assert (p.returncode, p.stdout) == (0, token.encode() + b"\n")
+
+
+@pytest.mark.parametrize("prompt", [
+    HOSTKEY_PROMPT,
+    "New password: ",
+    "Retype new password: ",
+    "Current password: ",
+    "(current) UNIX password: ",
+    "Enter new UNIX password: ",
+    "Password for alice@EXAMPLE.ORG: ",
+    "Enter passphrase for key '/root/.ssh/id_ed25519': ",
+    "(alice@127.0.0.1) Verification code: ",
+    "password: ",
+    "Password:  ",
+    "alice@127.0.0.1's password",
+    "alice @127.0.0.1's password: ",
+    "'s password: ",
+    "(alice 127.0.0.1) Password: ",
+    "() Password: ",
+    "(alice@127.0.0.1)Password: ",
+    "[sudo] password for : ",
+    "[sudo] password for alice bob: ",
+    "[sudo] Password: ",
+    "Password: \n",
+    "x" * 600 + " Password: ",
+])
+def test_other_prompts_get_no_answer_with_opt_in(askpass, tmp_path, prompt):
+    """Only the three known password prompt shapes: never a password change, a passphrase, a
+    question or a one-time code."""
+    token = make_jwt(620, "ES256")
+    path = write_token(tmp_path, token)
+    p = run_askpass(askpass, prompt, token_file=path, extra_env=OPT_IN)
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr.decode() == NOT_ANSWERED + "\n"
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "2", "01", " 1", "1 "])
+def test_bad_answer_password_setting(askpass, tmp_path, value):
+    path = write_token(tmp_path, make_jwt(620, "ES256"))
+    p = run_askpass(askpass, SSH_PASSWORD, token_file=path,
+                    extra_env={"K8STOKEN_ANSWER_PASSWORD": value})
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr == (b"k8stoken-askpass: K8STOKEN_ANSWER_PASSWORD must be 1 (answer password "
+                        b"prompts) or 0; not answering\n")
+
+
+def test_opt_in_leaves_token_prompts_alone(askpass, token_2100):
+    """With the opt-in the module's own prompts still get parts of 500."""
+    token, path = token_2100
+    for n in (1, 2, 5):
+        p = run_askpass(askpass, f"(alice@127.0.0.1) Kubernetes token (part {n}): ",
+                        token_file=path, extra_env=OPT_IN)
+        assert (p.returncode, p.stdout) == (0, token[(n - 1) * 500:n * 500].encode() + b"\n")
+
+
+def test_password_opt_in_no_token(askpass):
+    p = run_askpass(askpass, SSH_PASSWORD, extra_env=OPT_IN)
+    assert (p.returncode, p.stdout) == (1, b"")
+    assert p.stderr.strip() == NO_TOKEN_MSG
+
+
+def test_help_names_the_opt_in(askpass):
+    p = run_askpass(askpass, None, argv=["--help"])
+    assert p.returncode == 0
+    for word in (b"K8STOKEN_ANSWER_PASSWORD=1", b"'s password: ", b"[sudo] password", b"1023",
+                 b"511"):
+        assert word in p.stdout, word
+
+
 # --- the kubectl plugin ---------------------------------------------------------------------------
 
 FAKE_CLIENT = r'''#!/usr/bin/python3
@@ -517,7 +706,8 @@ env = os.environ
 askpass = env.get("SSH_ASKPASS" if prog == "ssh" else "SUDO_ASKPASS")
 rec = {"prog": prog, "argv": sys.argv[1:], "pid": os.getpid(),
        "env": {k: env.get(k) for k in ("K8STOKEN_FILE", "K8STOKEN", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE",
-                                       "SUDO_ASKPASS", "DISPLAY", "K8STOKEN_PART_SIZE")}}
+                                       "SUDO_ASKPASS", "DISPLAY", "K8STOKEN_PART_SIZE",
+                                       "K8STOKEN_ANSWER_PASSWORD")}}
 path = env.get("K8STOKEN_FILE")
 if path and os.path.exists(path):
     st = os.lstat(path)
@@ -525,7 +715,14 @@ if path and os.path.exists(path):
     rec["file_regular"] = stat.S_ISREG(st.st_mode)
     rec["file_uid"] = st.st_uid
 joined, asked = "", []
-if askpass:
+if askpass and env.get("FAKE_PASSWORD_PROMPT"):
+    # one password prompt, as ssh's password method or sudo over pam_unix ask it
+    p = subprocess.Popen([askpass, env["FAKE_PASSWORD_PROMPT"]], stdout=subprocess.PIPE)
+    out = p.stdout.read(1023)
+    p.stdout.close()
+    joined = out.split(b"\n")[0].decode() if p.wait() == 0 else ""
+    asked.append(len(joined))
+elif askpass:
     for n in range(1, 40):
         prompt = "Kubernetes token: " if n == 1 else "Kubernetes token (part %d): " % n
         if prog == "ssh":
@@ -661,7 +858,7 @@ def test_plugin_usage_errors(plugin, args, message):
     assert plugin.leftovers() == []
 
 
-def check_wiring(plugin, rec, token):
+def check_wiring(plugin, rec, token, parts=True):
     assert rec["sha256"] == sha(token)
     assert rec["token_in_env"] is False and rec["token_in_argv"] is False
     tf = rec["env"]["K8STOKEN_FILE"]
@@ -670,7 +867,8 @@ def check_wiring(plugin, rec, token):
     assert rec["env"]["K8STOKEN"] is None
     assert not os.path.exists(tf)
     assert plugin.leftovers() == []
-    assert all(n <= 500 for n in rec["asked"]) and rec["asked"][-1] == 0
+    if parts:
+        assert all(n <= 500 for n in rec["asked"]) and rec["asked"][-1] == 0
 
 
 @pytest.mark.parametrize("suffix", ["", "\n", "\r\n"])
@@ -815,13 +1013,16 @@ def test_plugin_finds_askpass(plugin, tmp_path, askpass):
                        env=dict(e, K8STOKEN_ASKPASS="my-askpass"), cwd=tmp_path, capture_output=True, timeout=30)
     assert p.returncode == 0, p.stderr
     assert plugin.wait_record()["env"]["SSH_ASKPASS"] == os.path.realpath(tmp_path) + "/my-askpass"
-    # nowhere
+    # nowhere: a PATH of only the tools the plugin needs (an installed /usr/bin/k8stoken-askpass
+    # must not be found either)
     plugin.record.unlink()
-    if shutil.which("k8stoken-askpass", path="/usr/bin:/bin"):
-        return                                       # installed system-wide: always found
     os.unlink(plugin.bin / "k8stoken-askpass")
-    p = subprocess.run([str(other / "kubectl-k8stoken"), "ssh", "--token-file", str(tf), "h"], env=e,
-                       capture_output=True, timeout=30)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in ("dirname", "basename", "mktemp", "cat", "awk", "rm"):
+        os.symlink(shutil.which(tool, path="/usr/bin:/bin"), tools / tool)
+    p = subprocess.run([str(other / "kubectl-k8stoken"), "ssh", "--token-file", str(tf), "h"],
+                       env=dict(e, PATH=f"{plugin.bin}:{tools}"), capture_output=True, timeout=30)
     assert p.returncode == 1 and b"k8stoken-askpass not found" in p.stderr
     assert not plugin.record.exists() and plugin.leftovers() == []
 
@@ -862,8 +1063,7 @@ def test_plugin_via_kubectl_against_the_test_apiserver(tmp_path, askpass):
     """`kubectl k8stoken ssh …` for real: kubectl finds the plugin in PATH, the plugin mints with
     `kubectl create token` (the version dispatcher, private HOME), the fake ssh reassembles the
     token from the askpass, and the test API server accepts it for audience pam-test."""
-    if not os.access(KUBECTL, os.X_OK):
-        pytest.skip(f"{KUBECTL} not installed")
+    assert os.access(KUBECTL, os.X_OK), f"{KUBECTL} not installed (tests/install-deps.sh)"
     plugin = Plugin(tmp_path, askpass, fake_kubectl=False)
     with ktest.ApiServer().start(str(tmp_path / "api"), key="rs256-4096") as srv:
         srv.create_sa("pam", "pam-user")
@@ -892,3 +1092,81 @@ def test_plugin_via_kubectl_against_the_test_apiserver(tmp_path, askpass):
         assert p.returncode == 1
         assert b"not found" in p.stderr and b"could not mint a token" in p.stderr
         assert not plugin.record.exists() and plugin.leftovers() == []
+
+
+# --- the kubectl plugin: --password -----------------------------------------------------------------
+
+def test_plugin_ssh_password_opt_in(plugin, tmp_path):
+    """--password: ssh also tries the password method, and the askpass answers its prompt with
+    the whole token (930 characters fit in one ssh answer)."""
+    token = make_jwt(930)
+    tf = write_token(tmp_path, token)
+    p = plugin.run("ssh", "--password", "--token-file", str(tf), "-p", "2222", "alice@127.0.0.1",
+                   env={"FAKE_PASSWORD_PROMPT": SSH_PASSWORD})
+    assert p.returncode == 0, p.stderr
+    rec = plugin.wait_record()
+    assert rec["argv"] == ["-o", "PreferredAuthentications=keyboard-interactive,password",
+                           "-o", "KbdInteractiveAuthentication=yes",
+                           "-o", "NumberOfPasswordPrompts=1", "-o", "PasswordAuthentication=yes",
+                           "-p", "2222", "alice@127.0.0.1"]
+    assert rec["env"]["K8STOKEN_ANSWER_PASSWORD"] == "1"
+    assert rec["asked"] == [930]
+    check_wiring(plugin, rec, token, parts=False)
+
+
+def test_plugin_ssh_password_with_key(plugin, tmp_path):
+    tf = write_token(tmp_path, make_jwt(930))
+    p = plugin.run("ssh", "--with-key", "--password", "--token-file", str(tf), "h")
+    assert p.returncode == 0, p.stderr
+    rec = plugin.wait_record()
+    assert rec["argv"][:2] == ["-o", "PreferredAuthentications=publickey,keyboard-interactive,password"]
+    assert rec["env"]["K8STOKEN_ANSWER_PASSWORD"] == "1"
+
+
+def test_plugin_password_opt_in_refuses_a_long_token(plugin, tmp_path):
+    """A pod-bound-sized token (1,174) does not fit ssh's one answer: the askpass says so and
+    answers nothing (ssh would send an empty password)."""
+    token = make_jwt(1174)
+    tf = write_token(tmp_path, token)
+    p = plugin.run("ssh", "--password", "--token-file", str(tf), "h",
+                   env={"FAKE_PASSWORD_PROMPT": SSH_PASSWORD})
+    assert p.returncode == 0, p.stderr
+    rec = plugin.wait_record()
+    assert rec["asked"] == [0]
+    assert p.stderr.decode() == too_long_message(1174, 1023) + "\n"
+
+
+def test_plugin_sudo_password_opt_in(plugin, tmp_path):
+    token = make_jwt(620, "ES256")
+    tf = write_token(tmp_path, token)
+    p = plugin.run("sudo", "--password", "--token-file", str(tf), "id",
+                   env={"FAKE_PASSWORD_PROMPT": SUDO_PASSWORD})
+    assert p.returncode == 0, p.stderr
+    rec = plugin.wait_record()
+    assert rec["argv"] == ["-A", "id"]
+    assert rec["env"]["K8STOKEN_ANSWER_PASSWORD"] == "1"
+    assert rec["asked"] == [0]                       # 620 > sudo's 511
+    assert p.stderr.decode() == too_long_message(620, 511) + "\n"
+
+
+@pytest.mark.parametrize("cmd", ["ssh", "sudo"])
+def test_plugin_without_password_option_turns_the_opt_in_off(plugin, tmp_path, cmd):
+    """A K8STOKEN_ANSWER_PASSWORD=1 in the caller's environment does not reach the askpass:
+    only --password turns it on."""
+    tf = write_token(tmp_path, make_jwt(930))
+    prompt = SSH_PASSWORD if cmd == "ssh" else SUDO_PASSWORD
+    p = plugin.run(cmd, "--token-file", str(tf), "h",
+                   env={"FAKE_PASSWORD_PROMPT": prompt, "K8STOKEN_ANSWER_PASSWORD": "1"})
+    assert p.returncode == 0, p.stderr
+    rec = plugin.wait_record()
+    assert rec["env"]["K8STOKEN_ANSWER_PASSWORD"] == "0"
+    assert rec["asked"] == [0]
+    assert p.stderr.decode() == NOT_ANSWERED + OPT_IN_HINT + "\n"
+    if cmd == "ssh":
+        assert rec["argv"] == SSH_OPTS + ["h"]
+
+
+def test_plugin_help_names_password(plugin):
+    text = plugin.run("--help").stdout.decode()
+    for word in ("--password", "K8STOKEN_ANSWER_PASSWORD=1", "1023", "511", "use_first_pass"):
+        assert word in text, word

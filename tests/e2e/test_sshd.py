@@ -1,6 +1,6 @@
 """End-to-end: a real sshd (tests/e2e/sshd.py) with pam_k8stoken, the real OpenSSH client,
-the project's askpass helper, a test API server (SECURITY.md H01, H02, D03, D07, D09, D10, D11,
-E02, L01; PRODUCT.md section 5).
+the project's askpass helper, a test API server (docs/security.md H01, H02, D03, D07, D09, D10, D11,
+E02, L01; docs/design.md §5).
 
 Every test is followed by a scan of sshd's log, sshd's stderr, the module's log, the API server's
 logs and the client's output for any 16-character piece of any token (conftest.py).
@@ -12,6 +12,7 @@ import time
 import pytest
 
 from listeners import CountingListener
+import sshd as sshd_mod
 
 
 AUD = "pam-test"
@@ -46,10 +47,17 @@ def assert_denied(r):
     assert "SA=" not in r.stdout and "K8S=" not in r.stdout
 
 
-def one_allow(w):
+def one_allow(w, user="alice", sa="pam/pam-user"):
+    """Exactly one decision in this test so far: allow (reason ok), for user, as sa."""
     ds = w.decisions()
-    assert [d["verdict"] for d in ds] == ["allow"], ds
+    assert [(d["verdict"], d.get("reason"), d.get("user"), d.get("sa")) for d in ds] == [
+        ("allow", "ok", user, sa)], ds
     return ds[0]
+
+
+def outcomes(w):
+    """The module's decisions in this test so far as (verdict, reason) pairs."""
+    return [(d["verdict"], d.get("reason")) for d in w.decisions()]
 
 
 def padded_token(w, length):
@@ -141,7 +149,7 @@ def test_password_method_long_token_openssh_client(w):
     assert_denied(r)
     assert w.reviews() - before == 0
     assert "Failed password for alice" in w.logs()[0]
-    assert all(d["verdict"] == "deny" for d in w.decisions())
+    assert outcomes(w) == [("deny", "not_jwt")], w.decisions()
 
 
 def test_password_method_long_token_never_reaches_pam(w):
@@ -185,8 +193,8 @@ def test_wrong_user(w):
     r = w.ssh("bob", tok, command=SESSION)
     assert_denied(r)
     assert w.reviews() - before == 1
-    ds = w.decisions()
-    assert [d["verdict"] for d in ds] == ["deny"] and ds[0]["reason"] == "not_mapped", ds
+    assert outcomes(w) == [("deny", "not_mapped")], w.decisions()
+    assert w.decisions()[0]["user"] == "bob" and w.decisions()[0]["sa"] == "pam/pam-user"
     assert "Failed keyboard-interactive/pam for bob" in w.logs()[0]
 
 
@@ -194,7 +202,7 @@ def test_wrong_audience(w):
     tok = w.h.token(audiences=("https://kubernetes.default.svc",))
     r = w.ssh("alice", tok, command=SESSION)
     assert_denied(r)
-    assert [d["verdict"] for d in w.decisions()] == ["deny"]
+    assert outcomes(w) == [("deny", "unauthenticated")], w.decisions()
 
 
 def test_expired_token(w):
@@ -202,7 +210,7 @@ def test_expired_token(w):
                    nbf_offset=-7200, exp_offset=-3600)
     r = w.ssh("alice", tok, command=SESSION)
     assert_denied(r)
-    assert [d["verdict"] for d in w.decisions()] == ["deny"]
+    assert outcomes(w) == [("deny", "unauthenticated")], w.decisions()
 
 
 def test_deleted_serviceaccount(w):
@@ -213,7 +221,7 @@ def test_deleted_serviceaccount(w):
     w.api.delete_sa("team-ops", "alice")
     r = w.ssh("alice", tok, command=SESSION)
     assert_denied(r)
-    assert [d["verdict"] for d in w.decisions()] == ["allow", "deny"]
+    assert outcomes(w) == [("allow", "ok"), ("deny", "unauthenticated")], w.decisions()
 
 
 @pytest.mark.parametrize("user", ["mallory", "root"])
@@ -230,8 +238,7 @@ def test_invalid_user_and_root_get_junk_no_review(w, user, method):
         r = w.ssh(user, tok, command=SESSION, part_size=1023)
     assert_denied(r)
     assert w.reviews() - before == 0
-    ds = w.decisions()
-    assert ds and all(d["verdict"] == "deny" for d in ds), ds
+    assert outcomes(w) == [("deny", "not_jwt")], w.decisions()
     log = w.logs()[0]
     if user == "mallory":
         assert "Invalid user mallory" in log
@@ -282,6 +289,7 @@ def test_pty_wrong_user_denied(w):
     code, out, seen = w.pty("bob", [(PROMPT, tok[:500]), (PART2, tok[500:])], command=SESSION)
     assert code == 255 and DENIED in out, out
     assert "SA=" not in out
+    assert outcomes(w) == [("deny", "not_mapped")], w.decisions()
 
 
 # --- a hostile environment around sshd (E02) ----------------------------------------------------
@@ -314,7 +322,8 @@ def test_hostile_environment_of_sshd(e2e_tmp, make_world):
         assert_denied(w.ssh("bob", tok, command=SESSION))
         assert proxy.connections == 0
         assert not os.path.exists(keylog)
-        assert [d["verdict"] for d in w.decisions()] == ["allow", "allow", "deny"]
+        assert outcomes(w) == [("allow", "ok"), ("allow", "ok"), ("deny", "not_mapped")], \
+            w.decisions()
         w.end_test()
     finally:
         w.stop()
@@ -329,6 +338,127 @@ def test_module_log_is_captured_for_both_methods(w):
     tok = w.h.token()
     assert_login(w.ssh("alice", tok, command=SESSION, part_size=1023))
     assert_login(w.ssh_password("alice", tok, command=SESSION))
-    assert [d["verdict"] for d in w.decisions()] == ["allow", "allow"]
+    assert outcomes(w) == [("allow", "ok"), ("allow", "ok")], w.decisions()
     pids = re.findall(r"^syslog \d+ \[(\d+)\] allow ", w.logs()[2], re.M)
     assert len(pids) == 2
+
+
+# --- the password method with k8stoken-askpass (K8STOKEN_ANSWER_PASSWORD=1) ---------------------
+
+OPT_IN = {"K8STOKEN_ANSWER_PASSWORD": "1"}
+NOT_ANSWERED_HINT = ("k8stoken-askpass: not a \"Kubernetes token\" prompt; not answering it (a "
+                     "password prompt gets the token only with K8STOKEN_ANSWER_PASSWORD=1)")
+
+
+def too_long(length):
+    return (f"k8stoken-askpass: the token has {length} characters, but a password prompt of ssh "
+            "passes at most 1023 in its one answer; not answering.")
+
+
+@pytest.mark.parametrize("key", ["es256", "rs256-2048"])
+def test_password_method_askpass_opt_in(world_factory, key):
+    """ssh's "alice@127.0.0.1's password: " answered by the real askpass with the whole token
+    (it fits in one answer): logged in, one TokenReview."""
+    w = world_factory(key)
+    tok = w.h.token()
+    assert len(tok) <= 1023
+    before = w.reviews()
+    r = w.ssh("alice", tok, command=SESSION, method="password", extra_env=OPT_IN)
+    assert_login(r)
+    assert r.stderr == ""
+    assert w.reviews() - before == 1
+    one_allow(w)
+    assert "Accepted password for alice" in w.logs()[0]
+
+
+def test_password_method_askpass_token_too_long(w):
+    """A pod-bound token (> 1,023 characters) does not fit the password method: the askpass
+    refuses with a message naming the limit and ssh gives up without sending a password (the
+    module never runs), no TokenReview."""
+    tok = w.pod_token()
+    assert len(tok) > 1023
+    before = w.reviews()
+    r = w.ssh("alice", tok, command=SESSION, method="password", extra_env=OPT_IN)
+    assert_denied(r)
+    assert too_long(len(tok)) in r.stderr, r.stderr
+    assert w.reviews() - before == 0
+    assert outcomes(w) == [], w.decisions()
+    assert "Failed none for alice" in w.logs()[0]
+    assert "password for alice" not in w.logs()[0]
+
+
+def test_password_method_askpass_without_opt_in(w):
+    """Without the opt-in the askpass still refuses ssh's password prompt (as before)."""
+    tok = w.h.token()
+    assert len(tok) <= 1023
+    before = w.reviews()
+    r = w.ssh("alice", tok, command=SESSION, method="password")
+    assert_denied(r)
+    assert NOT_ANSWERED_HINT in r.stderr, r.stderr
+    assert w.reviews() - before == 0
+    assert outcomes(w) == [], w.decisions()            # no password was sent
+    assert "password for alice" not in w.logs()[0]
+
+
+@pytest.fixture(scope="module")
+def profile_world(make_world):
+    """sshd whose auth stack is the pam-auth-update profile's common-auth: pam_unix (asks
+    "Password: "), then pam_k8stoken use_first_pass (debian/pam-configs/k8stoken)."""
+    world = make_world("profile")
+    world.sshd.write_service(stack=sshd_mod.profile_auth_stack(world.h.module_line()) + [
+        f"account required {sshd_mod.PAMDIR}/pam_permit.so",
+        f"password required {sshd_mod.PAMDIR}/pam_deny.so",
+        f"session required {sshd_mod.PAMDIR}/pam_permit.so"])
+    yield world
+    world.stop()
+
+
+@pytest.fixture
+def pw(profile_world):
+    profile_world.begin_test()
+    yield profile_world
+    profile_world.end_test()
+
+
+@pytest.mark.parametrize("method,prompt", [
+    ("keyboard-interactive", "(alice@127.0.0.1) Password: "),
+    ("password", "alice@127.0.0.1's password: ")])
+def test_profile_stack_password_prompt_with_opt_in(pw, method, prompt):
+    """The profile's stack over ssh: the askpass answers pam_unix's "Password: " (or ssh's
+    password prompt) with the whole token, pam_unix fails, pam_k8stoken takes the same answer
+    (use_first_pass): logged in."""
+    tok = pw.h.token()
+    assert len(tok) <= 1023
+    before = pw.reviews()
+    r = pw.ssh("alice", tok, command=SESSION, method=method, extra_env=OPT_IN)
+    assert_login(r)
+    assert pw.reviews() - before == 1
+    one_allow(pw)
+    assert f"Accepted {method}" in pw.logs()[0]
+
+
+@pytest.mark.parametrize("method", ["keyboard-interactive", "password"])
+def test_profile_stack_token_too_long(pw, method):
+    tok = pw.pod_token()
+    assert len(tok) > 1023
+    before = pw.reviews()
+    r = pw.ssh("alice", tok, command=SESSION, method=method, extra_env=OPT_IN)
+    assert_denied(r)
+    assert too_long(len(tok)) in r.stderr, r.stderr
+    assert pw.reviews() - before == 0
+    # keyboard-interactive: ssh sends an empty answer, pam_unix fails, the module refuses it;
+    # password: ssh sends nothing, PAM never runs
+    assert outcomes(pw) == ([("deny", "empty_token")] if method == "keyboard-interactive"
+                            else []), pw.decisions()
+
+
+@pytest.mark.parametrize("method", ["keyboard-interactive", "password"])
+def test_profile_stack_without_opt_in(pw, method):
+    tok = pw.h.token()
+    before = pw.reviews()
+    r = pw.ssh("alice", tok, command=SESSION, method=method)
+    assert_denied(r)
+    assert NOT_ANSWERED_HINT in r.stderr, r.stderr
+    assert pw.reviews() - before == 0
+    assert outcomes(pw) == ([("deny", "empty_token")] if method == "keyboard-interactive"
+                            else []), pw.decisions()

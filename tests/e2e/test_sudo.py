@@ -1,4 +1,4 @@
-"""End-to-end tests: real sudo (setuid root) gated by pam_k8stoken (SECURITY.md E02, H05, H06).
+"""End-to-end tests: real sudo (setuid root) gated by pam_k8stoken (docs/security.md E02, H05, H06).
 
 sudo is setuid, so a preload (pam_wrapper) does not reach it: these tests put the module into
 sudo's REAL service file /etc/pam.d/sudo for the time of this module, with a real local user, a
@@ -7,11 +7,18 @@ everything back afterwards (also when a test or the set-up fails). A crashed ear
 repaired first: its backup of /etc/pam.d/sudo is restored and its leftovers removed. A lock file
 keeps two runs of this module from overlapping.
 
-The token goes through `sudo -A` and an askpass in parts of at most 500 characters (sudo 1.9.13
-refuses answers of 512 or more). The askpass is $KT_ASKPASS, else build/k8stoken-askpass, else a
-stand-in written here; a wrapper in front of it records the prompts sudo passes it.
+The token goes through `sudo -A` and the real askpass (k8stoken-askpass: $KT_ASKPASS, else
+BUILD/k8stoken-askpass; required) in parts of at most 500 characters (sudo 1.9.13 refuses
+answers of 512 or more); a wrapper in front of it records the prompts sudo passes it.
 
-Must run as root (as CI does); skipped only when /usr/bin/sudo is missing.
+The module's log: sudo is setuid, so no preload reaches it, and it logs through /dev/log. Every
+sudo runs in a private mount namespace in which this module's own socket is bind-mounted over
+/dev/log, so the decision lines are caught whether or not the machine runs a syslog daemon or
+journald (then nothing reaches the machine's log; where /dev/log does not exist, an empty
+regular file stands in as the mount point for the time of the tests). Every test asserts the
+exact decisions, and the secret scan reads them.
+
+Must run as root (as CI does); a missing sudo or askpass is a failure.
 """
 import fcntl
 import grp
@@ -58,30 +65,7 @@ LOGS = ("/var/log/auth.log", "/var/log/syslog", "/var/log/secure", "/var/log/mes
 NODE = "ip-10-0-12-34.eu-west-1.compute.internal"
 POD = "web-frontend-7c79c4bf97-5x2kq"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(SUDO), reason="/usr/bin/sudo is missing")
-
-STAND_IN = r"""#!/bin/sh
-# Stand-in for k8stoken-askpass (test only): part N of the token in $K8STOKEN_FILE for a
-# prompt containing "(part N)", part 1 otherwise; parts of $K8STOKEN_PART_SIZE (default 500)
-# characters. cut writes the answer and its newline in one write.
-set -eu
-file=${K8STOKEN_FILE:?K8STOKEN_FILE not set}
-size=${K8STOKEN_PART_SIZE:-500}
-case "${1:-}" in
-*"Kubernetes token"*) ;;
-*) exit 1 ;;
-esac
-case "${1:-}" in
-*"(part "[0-9]*")"*)
-	n=${1##*"(part "}
-	n=${n%%")"*}
-	;;
-*)
-	n=1
-	;;
-esac
-exec cut -c "$(( (n - 1) * size + 1 ))-$(( n * size ))" "$file"
-"""
+ASKPASS = os.environ.get("KT_ASKPASS") or os.path.join(BUILD, "k8stoken-askpass")
 
 # Records the prompt text sudo passes (argv[1], never a secret), then runs the real askpass.
 WRAPPER = r"""#!/bin/sh
@@ -166,45 +150,49 @@ def repair_crashed_run():
 
 
 class SyslogCatcher:
-    """/dev/log for the time of the tests, when nothing else listens there (no syslog daemon
-    in containers): keeps the module's decision lines and sudo's own log lines."""
+    """This module's syslog socket: a datagram socket at a private path, bind-mounted over
+    /dev/log in the mount namespace of every sudo (see the module docstring)."""
 
-    PATH = "/dev/log"
+    DEV_LOG = "/dev/log"
 
     def __init__(self):
         self.lines = []
         self.sock = None
-        self.ino = None
+        self.path = None
+        self.placeholder = False
+        self.seen = threading.Condition()
 
     @classmethod
     def remove_dead(cls):
-        """A socket at /dev/log that nobody listens on (left by a killed run) is removed."""
+        """An empty regular file at /dev/log is a placeholder left by a killed run (no syslog
+        daemon puts one there); a socket that nobody listens on, too."""
         try:
-            if not stat.S_ISSOCK(os.lstat(cls.PATH).st_mode):
-                return
+            st = os.lstat(cls.DEV_LOG)
         except FileNotFoundError:
+            return
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(cls.DEV_LOG)
+            return
+        if not stat.S_ISSOCK(st.st_mode):
             return
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
             try:
-                s.connect(cls.PATH)
+                s.connect(cls.DEV_LOG)
             except ConnectionRefusedError:
-                os.unlink(cls.PATH)
+                os.unlink(cls.DEV_LOG)
             except OSError:
                 pass
 
-    def start(self):
-        if os.path.exists(self.PATH) or os.path.islink(self.PATH):
-            return False
-        try:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self.sock.bind(self.PATH)
-        except OSError:
-            self.sock = None
-            return False
-        os.chmod(self.PATH, 0o666)
-        self.ino = os.lstat(self.PATH).st_ino
+    def start(self, directory):
+        self.path = os.path.join(directory, "log.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+        if not os.path.lexists(self.DEV_LOG):
+            fd = os.open(self.DEV_LOG, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.close(fd)
+            self.placeholder = True
         threading.Thread(target=self._loop, daemon=True).start()
-        return True
 
     def _loop(self):
         while True:
@@ -212,18 +200,46 @@ class SyslogCatcher:
                 data = self.sock.recv(65536)
             except OSError:
                 return
-            self.lines.append(data.decode(errors="replace"))
+            with self.seen:
+                self.lines.append(data.decode(errors="replace"))
+                self.seen.notify_all()
+
+    def wrap(self, argv):
+        """argv run in a private mount namespace with this socket at /dev/log."""
+        return (["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                 'mount --bind "$0" /dev/log && exec "$@"', self.path] + list(argv))
+
+    def sync(self, timeout=10):
+        """Waits until everything sent before this call has been read (datagrams on one
+        socket arrive in order): sends a marker and waits for it."""
+        marker = "kt-e2e-sync-" + secrets.token_hex(4)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(marker.encode(), self.path)
+        with self.seen:
+            assert self.seen.wait_for(lambda: marker in self.lines, timeout), "syslog catcher"
+            self.lines.remove(marker)
 
     def stop(self):
-        if self.sock is None:
-            return
-        try:
-            if os.lstat(self.PATH).st_ino == self.ino:
-                os.unlink(self.PATH)
-        except FileNotFoundError:
-            pass
-        self.sock.close()
-        self.sock = None
+        if self.placeholder:
+            st = os.lstat(self.DEV_LOG)
+            if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(self.DEV_LOG)
+            self.placeholder = False
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def parse_decisions(lines):
+    """The module's decision lines among syslog datagrams, as dicts of their fields."""
+    out = []
+    for line in lines:
+        m = re.search(r"pam_k8stoken\(sudo:auth\): ((allow|deny) .*)$", line.rstrip("\n\0"))
+        if m:
+            fields = dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', m.group(1)))
+            fields["verdict"] = m.group(2)
+            out.append(fields)
+    return out
 
 
 class World:
@@ -248,7 +264,7 @@ class World:
         self.pam_changed = False
         self.lock_fd = None
         self.askpass = None
-        self.askpass_kind = None
+        self.last_decisions = []
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -267,13 +283,15 @@ class World:
     def setup(self):
         if os.geteuid() != 0:
             pytest.fail("the sudo end-to-end tests must run as root (they edit /etc/pam.d/sudo)")
-        for path in (MODULE, HELPER):
-            assert os.path.exists(path), f"{path} missing: run make first"
+        assert os.path.exists(SUDO), f"{SUDO} missing (tests/install-deps.sh installs sudo)"
+        for path in (MODULE, HELPER, ASKPASS):
+            assert os.access(path, os.X_OK if path != MODULE else os.R_OK), \
+                f"{path} missing: run make first"
         self.lock()
         repair_crashed_run()
         self.tmp = tempfile.mkdtemp(prefix="kt-sudo-")
         os.chmod(self.tmp, 0o755)          # the user runs the askpass from here
-        self.syslog.start()
+        self.syslog.start(self.tmp)
         for path in LOGS:
             if os.path.exists(path):
                 self.log_offsets[path] = os.path.getsize(path)
@@ -305,18 +323,9 @@ class World:
         os.chmod(self.home, 0o700)
 
     def _make_askpass(self):
-        real = os.environ.get("KT_ASKPASS") or os.path.join(BUILD, "k8stoken-askpass")
-        if os.environ.get("KT_ASKPASS") or os.access(real, os.X_OK):
-            self.askpass_kind = real
-        else:
-            real = os.path.join(self.tmp, "askpass-stand-in")
-            with open(real, "w") as f:
-                f.write(STAND_IN)
-            os.chmod(real, 0o755)
-            self.askpass_kind = "stand-in"
         self.askpass = os.path.join(self.tmp, "askpass")
         with open(self.askpass, "w") as f:
-            f.write(WRAPPER.replace("@ASKPASS@", real))
+            f.write(WRAPPER.replace("@ASKPASS@", os.path.abspath(ASKPASS)))
         os.chmod(self.askpass, 0o755)
 
     def _make_sudoers(self):
@@ -333,21 +342,30 @@ class World:
         p = run(["visudo", "-c"])
         assert p.returncode == 0, p.stdout + p.stderr
 
-    def _install_pam_stack(self):
-        with open(PAM_SUDO, "rb") as f:
+    def module_line(self):
+        return f"{MODULE} conf={self.conf} helper={HELPER}"
+
+    def _install_pam_stack(self, auth=None):
+        """/etc/pam.d/sudo with `auth` (default: the module alone, token only) in place of
+        Debian's auth lines; the first call saves the original as BACKUP."""
+        if not self.pam_changed:
+            with open(PAM_SUDO, "rb") as f:
+                original = f.read()
+            st = os.stat(PAM_SUDO)
+            # the backup first (same bytes, mode and owner), then the new file
+            write_file(BACKUP, original, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            self.pam_changed = True
+        with open(BACKUP, "rb") as f:
             original = f.read()
-        st = os.stat(PAM_SUDO)
-        # the backup first (same bytes, mode and owner), then the new file
-        write_file(BACKUP, original, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
-        self.pam_changed = True
+        st = os.stat(BACKUP)
         kept = [line for line in original.decode().splitlines()
                 if not re.match(r"\s*(#%PAM-1\.0|@include\s+common-auth\b|auth\s)", line)]
+        auth = auth or [f"auth [success=done default=die] {self.module_line()}",
+                        "auth requisite pam_deny.so"]
         stack = ["#%PAM-1.0",
-                 f"# TEMPORARY: pam_k8stoken end-to-end test; the original is {BACKUP}",
-                 f"auth [success=done default=die] {MODULE} conf={self.conf} helper={HELPER}",
-                 "auth requisite pam_deny.so"] + kept
-        write_file(PAM_SUDO, "\n".join(stack) + "\n", stat.S_IMODE(st.st_mode), st.st_uid,
-                   st.st_gid)
+                 f"# TEMPORARY: pam_k8stoken end-to-end test; the original is {BACKUP}"]
+        write_file(PAM_SUDO, "\n".join(stack + auth + kept) + "\n", stat.S_IMODE(st.st_mode),
+                   st.st_uid, st.st_gid)
 
     # --- API servers and config ----------------------------------------------------------
 
@@ -364,7 +382,7 @@ class World:
             api.create_pod("pam", POD, "pam-user", node=NODE)
         return self.servers[key]
 
-    def use(self, api):
+    def use(self, api, extra_rules=()):
         """Points the configuration at `api` (a fresh config file, CA and reviewer token)."""
         with open(api.ca_file) as f:
             write_file(self.ca_file, f.read(), 0o644)
@@ -374,7 +392,7 @@ class World:
                  "connect_timeout = 2", "timeout = 5",
                  f"cache_dir = {os.path.join(self.tmp, 'cache')}",
                  "cache_ttl = 0", "negative_cache_ttl = 0",
-                 f"map serviceaccount:pam/pam-user {self.user}"]
+                 f"map serviceaccount:pam/pam-user {self.user}"] + list(extra_rules)
         write_file(self.conf, "\n".join(lines) + "\n", 0o644)
         self.api = api
         api.reset_requests()
@@ -426,7 +444,10 @@ class World:
             command = ["/bin/sh", "-c", shell]
         cmd = (["runuser", "-u", self.user, "--", "env", "-i"]
                + [f"{k}={v}" for k, v in env.items()] + command)
-        p = run(cmd, stdin=subprocess.DEVNULL, timeout=120, cwd="/")
+        first = len(self.syslog.lines)
+        p = run(self.syslog.wrap(cmd), stdin=subprocess.DEVNULL, timeout=120, cwd="/")
+        self.syslog.sync()
+        self.last_decisions = parse_decisions(self.syslog.lines[first:])
         self.captured += [p.stdout, p.stderr]
         prompts = []
         if os.path.exists(prompt_log):
@@ -436,9 +457,10 @@ class World:
         os.unlink(token_file)
         return p, prompts
 
-    def decisions(self):
-        """The module's decision lines caught on /dev/log so far (empty without a catcher)."""
-        return [l for l in self.syslog.lines if re.search(r"pam_k8stoken\(sudo:auth\): (allow|deny) ", l)]
+    def outcomes(self):
+        """(verdict, reason, user, sa) of each decision of the last sudo() call."""
+        return [(d["verdict"], d.get("reason"), d.get("user"), d.get("sa"))
+                for d in self.last_decisions]
 
     # --- checks and clean-up ---------------------------------------------------------------
 
@@ -549,22 +571,14 @@ def test_mapped_token_runs_the_command(w, key, kind, span):
     assert p.stdout == "0\n"
     assert "Sorry" not in p.stderr
     # sudo hands the module's own prompt text to the askpass, one call per part
-    assert prompts[0] == FIRST_PROMPT
-    if w.askpass_kind == "stand-in":
-        assert prompts == expected_prompts(token, w.part_size(token))
-    else:   # the real askpass chooses its own part boundaries, each at most 500
-        assert len(prompts) >= -(-len(token) // PART), prompts
-        assert prompts == expected_prompts(token, 1)[:len(prompts)]
+    assert prompts == expected_prompts(token, w.part_size(token))
     assert w.reviews() == 1               # cache off: exactly one TokenReview per sudo
-    decisions = w.decisions()
-    if decisions:
-        assert f"allow user={w.user} sa=pam/pam-user" in decisions[-1]
+    assert w.outcomes() == [("allow", "ok", w.user, "pam/pam-user")], w.last_decisions
 
 
 def test_other_serviceaccount_is_refused(w):
     token = w.token(w.api, name="other-user")
     marker = f"/tmp/k8se2e-marker-{secrets.token_hex(4)}"
-    before = len(w.decisions())
     p, prompts = w.sudo(token, ["/usr/bin/touch", marker])
     try:
         assert p.returncode != 0
@@ -574,10 +588,8 @@ def test_other_serviceaccount_is_refused(w):
         # sudo tries passwd_tries=3 times, each a complete conversation and one review
         assert w.reviews() == 3
         assert prompts.count(FIRST_PROMPT) == 3
-        new = w.decisions()[before:]
-        if new:
-            assert len(new) == 3
-            assert all(f"deny user={w.user} sa=pam/other-user" in l for l in new), new
+        assert w.outcomes() == [("deny", "not_mapped", w.user, "pam/other-user")] * 3, \
+            w.last_decisions
     finally:
         if os.path.exists(marker):
             os.unlink(marker)
@@ -591,11 +603,12 @@ def test_answer_of_512_or_more_never_reaches_the_module(w):
     assert p.returncode != 0
     assert p.stdout == ""
     # with -A sudo 1.9.13 reports the over-long answer as a conversation error and stops;
-    # with -S or a terminal it says "Sorry, try again" (TESTING-NOTES.md)
+    # with -S or a terminal it says "Sorry, try again" (docs/design.md §5)
     assert ("PAM authentication error: Conversation error" in p.stderr
             or "Sorry, try again." in p.stderr), p.stderr
     assert prompts == [FIRST_PROMPT]
     assert w.reviews() == 0
+    assert w.outcomes() == [], w.last_decisions    # the module got no answer, decided nothing
 
 
 def test_sudo_timestamp_behaves_as_usual(w):
@@ -609,9 +622,10 @@ def test_sudo_timestamp_behaves_as_usual(w):
     assert p.stdout.split() == ["first-ok", "second-ok", "third-refused"], (p.stdout, p.stderr)
     assert w.reviews() == 1
     assert prompts.count(FIRST_PROMPT) == 1
+    assert w.outcomes() == [("allow", "ok", w.user, "pam/pam-user")], w.last_decisions
 
 
-# --- hostile environment (SECURITY.md E02) ------------------------------------------------------
+# --- hostile environment (docs/security.md E02) ------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def proxy():
@@ -642,8 +656,7 @@ def hostile_env(w, proxy):
 
 def test_hostile_env_reaches_the_proxy_without_the_module(w, proxy):
     """Control: the listener does count connections of a client that honours https_proxy."""
-    if not os.path.exists("/usr/bin/curl"):
-        pytest.skip("curl missing: no control for the proxy listener")
+    assert os.path.exists("/usr/bin/curl"), "curl missing (tests/install-deps.sh installs it)"
     before = proxy.connections
     env = hostile_env(w, proxy)
     cmd = (["runuser", "-u", w.user, "--", "env", "-i", "PATH=/usr/bin:/bin", f"HOME={w.home}"]
@@ -666,11 +679,14 @@ def test_hostile_environment_changes_nothing(w, proxy, who, allowed):
         assert p.returncode == 0, (p.stdout, p.stderr)
         assert p.stdout == "0\n"
         assert w.reviews() == 1
+        assert w.outcomes() == [("allow", "ok", w.user, "pam/pam-user")], w.last_decisions
     else:
         assert p.returncode != 0
         assert p.stdout == ""
         assert "Sorry, try again." in p.stderr
         assert w.reviews() == 3
+        assert w.outcomes() == [("deny", "not_mapped", w.user, "pam/other-user")] * 3, \
+            w.last_decisions
     assert proxy.connections == before, "a proxy was contacted"
     assert not os.path.exists(keylog), "a TLS key log was written"
 
@@ -689,3 +705,88 @@ def test_pam_sudo_is_the_test_stack_while_running(world):
     for line in original.splitlines():
         if re.match(r"\s*(session|account|@include common-(account|session))", line):
             assert line in text
+
+
+# --- the pam-auth-update profile's stack with k8stoken-askpass's password opt-in ---------------
+
+SHORT_ISSUER = "https://k8s"      # short names and issuer: a token of at most 511 characters
+
+
+@pytest.fixture(scope="module")
+def profile(world):
+    """/etc/pam.d/sudo with the auth lines of the pam-auth-update profile (pam_unix, then
+    pam_k8stoken use_first_pass; tests/e2e/sshd.py profile_auth_stack), back to the token-only
+    stack afterwards (teardown restores the original byte for byte). The API server signs with
+    ES256 under a short issuer, so that a minted token fits sudo's 511 characters."""
+    import sshd as sshd_mod
+    api = ktest.ApiServer()
+    api.start(os.path.join(world.tmp, "api-short"), key="es256", issuer=SHORT_ISSUER)
+    world.servers["es256-short"] = api
+    world.secrets += [api.reviewer_token, api.admin_token]
+    api.create_sa("ops", "db")
+    world._install_pam_stack(sshd_mod.profile_auth_stack(world.module_line()))
+    try:
+        yield api
+    finally:
+        world._install_pam_stack()
+
+
+@pytest.fixture
+def pw(world, profile):
+    world.captured = []
+    world.use(profile, extra_rules=[f"map serviceaccount:ops/db {world.user}"])
+    yield world
+    world.scan_for_secrets()
+
+
+def short_token(w, api):
+    tok = api.mint(namespace="ops", name="db", audiences=[AUDIENCE], jti=False,
+                   expiration_seconds=600)
+    w.secrets.append(tok)
+    return tok
+
+
+OPT_IN = {"K8STOKEN_ANSWER_PASSWORD": "1"}
+
+
+def test_profile_stack_token_that_fits_runs_the_command(pw, profile):
+    """sudo replaces pam_unix's "Password: " by "[sudo] password for USER: "; the askpass
+    answers it with the whole token (opt-in), pam_unix refuses it, pam_k8stoken takes the same
+    answer (use_first_pass): the command runs."""
+    token = short_token(pw, profile)
+    assert len(token) <= 511, len(token)
+    p, prompts = pw.sudo(token, ["/usr/bin/id", "-u"], extra_env=OPT_IN)
+    assert p.returncode == 0, (p.stdout, p.stderr, prompts)
+    assert p.stdout == "0\n"
+    assert prompts == [f"[sudo] password for {pw.user}: "]
+    assert pw.reviews() == 1
+    assert pw.outcomes() == [("allow", "ok", pw.user, "ops/db")], pw.last_decisions
+
+
+def test_profile_stack_token_too_long_is_refused_by_the_askpass(pw, profile):
+    """A real token (TokenRequest, ES256: about 560 characters and more) does not fit sudo's
+    511: the askpass says so and answers nothing; sudo gets no password, no TokenReview."""
+    token = profile.token_request("ops", "db", [AUDIENCE], 600)
+    pw.secrets.append(token)
+    assert len(token) > 511, len(token)
+    p, prompts = pw.sudo(token, ["/usr/bin/id", "-u"], extra_env=OPT_IN)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stdout == ""
+    assert (f"k8stoken-askpass: the token has {len(token)} characters, but a password prompt "
+            "of sudo passes at most 511 in its one answer; not answering.") in p.stderr, p.stderr
+    assert "sudo: no password was provided" in p.stderr, p.stderr
+    assert prompts == [f"[sudo] password for {pw.user}: "]
+    assert pw.reviews() == 0
+    assert pw.outcomes() == [], pw.last_decisions
+
+
+def test_profile_stack_without_opt_in_is_refused(pw, profile):
+    token = short_token(pw, profile)
+    p, prompts = pw.sudo(token, ["/usr/bin/id", "-u"])
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stdout == ""
+    assert ("k8stoken-askpass: not a \"Kubernetes token\" prompt; not answering it (a password "
+            "prompt gets the token only with K8STOKEN_ANSWER_PASSWORD=1)") in p.stderr, p.stderr
+    assert prompts == [f"[sudo] password for {pw.user}: "]
+    assert pw.reviews() == 0
+    assert pw.outcomes() == [], pw.last_decisions
