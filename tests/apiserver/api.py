@@ -24,6 +24,18 @@ GROUP_VERSIONS = {"": "v1", AUTHN: "v1", RBAC: "v1"}
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
+# The kinds kube-apiserver's scheme knows per group version (the part the tests can meet): a
+# body of another registered kind fails conversion, one of an unregistered kind fails lookup.
+META_KINDS = {"Status", "WatchEvent", "ListOptions", "GetOptions", "DeleteOptions", "CreateOptions",
+              "UpdateOptions", "PatchOptions"}
+SCHEME = {
+    "v1": {r.kind for r in RESOURCES if not r.group} | {"ConfigMap", "Service", "Endpoints", "Event",
+                                                        "Binding", "List"},
+    "authentication.k8s.io/v1": {"TokenReview", "TokenRequest", "SelfSubjectReview"},
+    "authentication.k8s.io/v1beta1": {"TokenReview", "SelfSubjectReview"},
+    "authentication.k8s.io/v1alpha1": {"SelfSubjectReview"},
+    RBAC + "/v1": {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"},
+}
 
 # Decoding schemas: field -> type tag or (Go struct name, nested fields). Only the types the
 # strict decoder must check; other objects are taken as they come.
@@ -72,8 +84,9 @@ def wants_pretty(req):
 
 
 def json_reply(status, obj, pretty=False, headers=None):
+    """kube-apiserver sends X-Content-Type-Options only with a 403 (rbac.forbidden adds it)."""
     head = {"Audit-Id": str(uuid.uuid4()), "Cache-Control": "no-cache, private",
-            "Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
+            "Content-Type": "application/json"}
     head.update(headers or {})
     return Reply(status, wire.go_json(obj, pretty), head)
 
@@ -107,7 +120,7 @@ class Api:
         if info is None:
             self.authz.check(Attributes(user.username, user.groups, req.method.lower(), req.path))
             return self._non_resource(req, pretty)
-        group, namespace, resource, name, sub = info
+        group, version, namespace, resource, name, sub = info
         verb = VERBS.get(req.method, req.method.lower())
         if verb == "get" and not name:
             verb = "list"
@@ -115,9 +128,9 @@ class Api:
             verb = "deletecollection"
         self.authz.check(Attributes(user.username, user.groups, verb, req.path, True, group, resource,
                                     sub, namespace, name))
-        if group not in GROUP_VERSIONS:
+        if GROUP_VERSIONS.get(group) != version:
             raise wire.path_not_found()
-        if (group, resource) == (AUTHN, "tokenreviews") and not name:
+        if (group, resource) == (AUTHN, "tokenreviews") and not name and not namespace:
             if verb != "create":
                 raise wire.method_not_allowed()
             return self.token_review(req, namespace, pretty)
@@ -206,8 +219,9 @@ class Api:
             raise wire.invalid("CreateOptions", "meta.k8s.io", "", errors)
         return bool(dry_run), validation or "Warn"
 
-    def decode(self, req, group_version, schema=None, validation="Warn"):
-        """Body → dict; returns (obj, extra response headers)."""
+    def decode(self, req, group_version, schema=None, validation="Warn", kind=None):
+        """Body → dict; returns (obj, extra response headers). kind: the one the endpoint takes
+        (from schema if not given)."""
         if len(req.body) > MAX_BODY:
             raise wire.too_large(MAX_BODY)
         media = req.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -225,6 +239,9 @@ class Api:
         if not isinstance(obj, dict):
             raise wire.bad_request("couldn't get version/kind; json parse error: "
                                    "json: cannot unmarshal non-object into Go value of type struct")
+        kind = kind or (schema[0] if schema else None)
+        if kind is not None:
+            check_kind(obj, group_version, kind)
         version = obj.get("apiVersion")
         if version and version != group_version:
             raise wire.bad_request(f"the API version in the data ({version}) does not match "
@@ -246,8 +263,6 @@ class Api:
         """pkg/registry/authentication/tokenreview/storage.go Create."""
         _, validation = self.create_options(req)
         obj, headers = self.decode(req, "authentication.k8s.io/v1", TOKEN_REVIEW, validation)
-        if namespace:
-            raise wire.bad_request(f"namespace is not allowed on this type: {namespace}")
         spec = obj.get("spec") or {}
         token = spec.get("token") or ""
         if not token:
@@ -265,7 +280,10 @@ class Api:
             status["audiences"] = resp.audiences
         if error:
             status["error"] = error
-        meta = ordered_meta(dict({"creationTimestamp": None}, **(obj.get("metadata") or {})))
+        meta = obj.get("metadata") or {}
+        if self.config.minor < 34:  # 1.34 omits a zero creationTimestamp (omitzero)
+            meta = dict({"creationTimestamp": None}, **meta)
+        meta = ordered_meta(meta)
         echoed = {"token": token}
         if audiences:
             echoed["audiences"] = audiences
@@ -279,6 +297,8 @@ class Api:
         """pkg/registry/core/serviceaccount/storage/token.go Create."""
         _, validation = self.create_options(req)
         obj, headers = self.decode(req, "authentication.k8s.io/v1", TOKEN_REQUEST, validation)
+        if self.store.find(BY_NAME[("", "namespaces")], "", namespace) is None:
+            raise wire.not_found("namespaces", "", namespace)  # admission (NamespaceLifecycle)
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
         seconds = spec.get("expirationSeconds")
         seconds = 3600 if seconds is None else seconds
@@ -308,7 +328,8 @@ class Api:
         if bound:
             echoed_ref = {k: bound[k] for k in ("kind", "apiVersion", "name", "uid") if bound.get(k)}
         body = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(now)},
+                "metadata": {"name": name, "namespace": namespace, "uid": sa["metadata"]["uid"],
+                             "creationTimestamp": rfc3339(now)},
                 "spec": {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": echoed_ref},
                 "status": {"token": tokens.encode(self.key, claims),
                            "expirationTimestamp": rfc3339(now + seconds)}}
@@ -346,7 +367,7 @@ class Api:
             namespace = ""
         if verb == "create" and not name:
             dry_run, _ = self.create_options(req)
-            obj, headers = self.decode(req, res.group_version)
+            obj, headers = self.decode(req, res.group_version, kind=res.kind)
             body_ns = (obj.get("metadata") or {}).get("namespace")
             if res.namespaced and body_ns and body_ns != namespace:
                 raise wire.bad_request("the namespace of the provided object does not match "
@@ -398,12 +419,13 @@ class Api:
 
 
 def parse_resource_path(path):
-    """RequestInfoFactory: (group, namespace, resource, name, subresource) or None for non-resource paths."""
+    """RequestInfoFactory: (group, version, namespace, resource, name, subresource) or None for
+    non-resource paths."""
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 3 and parts[0] == "api":
-        group, rest = "", parts[2:]
+        group, version, rest = "", parts[1], parts[2:]
     elif len(parts) >= 4 and parts[0] == "apis":
-        group, rest = parts[1], parts[3:]
+        group, version, rest = parts[1], parts[2], parts[3:]
     else:
         return None
     namespace = ""
@@ -411,8 +433,24 @@ def parse_resource_path(path):
         namespace, rest = rest[1], rest[2:]
     elif rest[0] == "namespaces" and len(rest) == 2:
         namespace = rest[1]
-    return (group, namespace, rest[0], rest[1] if len(rest) > 1 else "",
+    return (group, version, namespace, rest[0], rest[1] if len(rest) > 1 else "",
             "/".join(rest[2:]))
+
+
+def check_kind(obj, group_version, want):
+    """The decoder's kind lookup: apiVersion and kind default to the endpoint's; a kind the scheme
+    knows in that version fails conversion, any other fails the lookup (both 400)."""
+    version, kind = obj.get("apiVersion") or group_version, obj.get("kind") or want
+    if kind == want and want in SCHEME.get(version, ()):
+        return
+    short = version.rsplit("/", 1)[-1]
+    head = f"{kind} in version {wire.go_quote(short)} cannot be handled as a {want}: "
+    if kind in SCHEME.get(version, ()) or version in SCHEME and kind in META_KINDS:
+        internal = group_version.split("/")[0].split(".")[0] if "/" in group_version else "core"
+        raise wire.bad_request(head + f"converting ({short}.{kind}) to ({internal}.{want}): "
+                                      "unknown conversion")
+    raise wire.bad_request(head + f"no kind {wire.go_quote(kind)} is registered for version "
+                                  f"{wire.go_quote(version)} in scheme \"pkg/runtime/scheme.go:110\"")
 
 
 GO_TYPES = {"string": str, "bool": bool, "int64": int}

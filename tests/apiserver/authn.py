@@ -60,9 +60,19 @@ def intersect(requested, available):
     return [aud for aud in requested if aud in available]
 
 
+# Go's unicode.IsSpace (strings.TrimSpace, go-jose's stripWhitespace). Python's str.isspace()
+# also counts \x1c-\x1f, which Go does not: a token ending in \x1f is refused by kube.
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200b))) \
+    + "\u2028\u2029\u202f\u205f\u3000"
+
+
+def go_trim_space(text):
+    return text.strip(GO_SPACE)
+
+
 def bearer_token(header):
     """bearertoken.go: None when the header carries no usable token."""
-    parts = header.strip().split(" ", 2)
+    parts = go_trim_space(header).split(" ", 2)
     if len(parts) < 2 or parts[0].lower() != "bearer" or not parts[1]:
         return None
     return parts[1]
@@ -97,10 +107,9 @@ class Authenticator:
             errors.append(error or INVALID_TOKEN)
             return None, aggregate(errors)
         if self.config.anonymous_auth:
-            resp = self._audience_agnostic(Response("system:anonymous", ["system:unauthenticated"]),
-                                           audiences)
-            if resp is not None:
-                return resp, None
+            # anonymous.go: whatever audiences were asked for, not only the API audiences
+            return Response("system:anonymous", ["system:unauthenticated"],
+                            audiences=list(audiences)), None
         return None, aggregate(errors)
 
     # --- token authenticators -----------------------------------------------------------------
@@ -137,24 +146,36 @@ class Authenticator:
         return self._jwt(token, audiences, [self.config.issuer], self._validate_bound)
 
     def _jwt(self, token, audiences, issuers, validate):
-        """pkg/serviceaccount/jwt.go AuthenticateToken."""
+        """pkg/serviceaccount/jwt.go AuthenticateToken: hasCorrectIssuer reads the payload with
+        Go's base64 (which skips \\r and \\n), then go-jose parses the token with every Unicode
+        space removed and verifies the re-encoded header and payload."""
         parts = token.split(".")
-        if token.startswith("{") or len(parts) != 3:
+        if go_trim_space(token).startswith("{") or len(parts) != 3:
             return None
         try:
-            claims = json.loads(tokens.b64url_decode(parts[1]))
+            claims = json.loads(tokens.b64url_decode(parts[1].replace("\r", "").replace("\n", "")))
+        except ValueError:
+            return None
+        if not isinstance(claims, dict) or claims.get("iss") not in issuers:
+            return None
+        parts = "".join(c for c in token if c not in GO_SPACE).split(".")
+        if len(parts) != 3:
+            return None
+        try:
             header = json.loads(tokens.b64url_decode(parts[0]))
+            claims = json.loads(tokens.b64url_decode(parts[1]))
             signature = tokens.b64url_decode(parts[2])
         except ValueError:
             return None
-        if not isinstance(claims, dict) or not isinstance(header, dict) \
-                or claims.get("iss") not in issuers:
+        if not isinstance(claims, dict) or not isinstance(header, dict):
             return None
+        signed = tokens.b64url(tokens.b64url_decode(parts[0])) + "." + tokens.b64url(
+            tokens.b64url_decode(parts[1]))
         kid = header.get("kid") or ""
         keys = [k for k in self.keys if not kid or k.kid == kid]
         if not keys:
             raise Failure("invalid signature, no keys found")
-        failures = [k.verify(header.get("alg"), (parts[0] + "." + parts[1]).encode(), signature,
+        failures = [k.verify(header.get("alg"), signed.encode(), signature,
                              self.config.jose_prefix()) for k in keys]
         if None not in failures:
             raise Failure(aggregate(failures))

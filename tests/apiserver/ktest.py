@@ -152,7 +152,7 @@ class Client:
         return self._ok("POST", "/api/v1/nodes", {"metadata": {"name": name}})
 
     def create_pod(self, namespace, name, sa, node=None):
-        spec = {"serviceAccountName": sa}
+        spec = {"serviceAccountName": sa, "containers": [{"name": "main", "image": "busybox"}]}
         if node:
             spec["nodeName"] = node
         return self._ok("POST", f"/api/v1/namespaces/{namespace}/pods", {"metadata": {"name": name}, "spec": spec})

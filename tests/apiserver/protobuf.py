@@ -1,4 +1,4 @@
-"""Just enough of Kubernetes' protobuf encoding to read what kubectl 1.32+ sends (facts §6.3).
+"""Just enough of Kubernetes' protobuf encoding to read what kubectl 1.32+ sends (docs/kubernetes.md §6.3).
 
 Field tables come from the generated.proto files of k8s.io/api; a field not listed is skipped.
 """

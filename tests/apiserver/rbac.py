@@ -87,12 +87,15 @@ class Authorizer:
             raise forbidden(attrs)
 
 
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # responsewriters.Forbidden, and only there
+
+
 def forbidden(attrs):
     """responsewriters.ForbiddenStatusError + errors.NewForbidden."""
     user = wire.go_quote(attrs.username)
     if not attrs.resource_request:
         message = f"forbidden: User {user} cannot {attrs.verb} path {wire.go_quote(attrs.path)}"
-        return wire.ApiError(403, "Forbidden", message, {})
+        return wire.ApiError(403, "Forbidden", message, {}, NOSNIFF)
     resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
     scope = (f" in the namespace {wire.go_quote(attrs.namespace)}" if attrs.namespace
              else " at the cluster scope")
@@ -102,4 +105,4 @@ def forbidden(attrs):
     if attrs.name:
         target += " " + wire.go_quote(attrs.name)
     return wire.ApiError(403, "Forbidden", f"{target} is forbidden: {why}",
-                         wire.details(attrs.name, attrs.group, attrs.resource))
+                         wire.details(attrs.name, attrs.group, attrs.resource), NOSNIFF)

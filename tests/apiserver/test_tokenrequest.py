@@ -1,4 +1,4 @@
-"""TokenRequest: defaults, limits, bound objects, exact claims and token sizes (facts §2, §4, §8)."""
+"""TokenRequest: defaults, limits, bound objects, exact claims and token sizes (docs/kubernetes.md §2, §4, §8)."""
 import base64
 import json
 
@@ -21,7 +21,8 @@ def test_response_shape_and_claims(fresh):
     status, obj = fresh.token_request_raw("pam", "pam-user", ["pam-test"], 600)
     assert status == 201
     assert list(obj) == ["kind", "apiVersion", "metadata", "spec", "status"]
-    assert list(obj["metadata"]) == ["name", "namespace", "creationTimestamp"]
+    assert list(obj["metadata"]) == ["name", "namespace", "uid", "creationTimestamp"]
+    assert obj["metadata"]["uid"] == sa["metadata"]["uid"]  # the ServiceAccount's, as on kube
     assert obj["spec"] == {"audiences": ["pam-test"], "expirationSeconds": 600, "boundObjectRef": None}
     header, payload, _ = parts(obj["status"]["token"])
     assert header == b'{"alg":"RS256","kid":"%s"}' % fresh.set_config()["kid"].encode()
@@ -33,6 +34,19 @@ def test_response_shape_and_claims(fresh):
                                                                               "uid": sa["metadata"]["uid"]}}
     assert claims["sub"] == "system:serviceaccount:pam:pam-user" and claims["iss"] == API_AUD
     assert obj["status"]["expirationTimestamp"].endswith("Z")
+
+
+def test_missing_namespace_is_admission_404(fresh):
+    status, obj = fresh.token_request_raw("nowhere", "default", seconds=1)
+    assert (status, obj["message"]) == (404, 'namespaces "nowhere" not found')
+
+
+def test_body_of_another_kind(fresh):
+    path = "/api/v1/namespaces/default/serviceaccounts/default/token"
+    status, obj = fresh.call("POST", path, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"})
+    assert (status, obj["message"]) == (400, 'TokenReview in version "v1" cannot be handled as a TokenRequest: '
+                                             "converting (v1.TokenReview) to (authentication.TokenRequest): "
+                                             "unknown conversion")
 
 
 def test_defaults(fresh):
@@ -88,7 +102,7 @@ def test_pod_token_warn_only_extension(fresh):
     assert claims["kubernetes.io"]["warnafter"] - claims["iat"] == 3607
 
 
-# facts §8: exact lengths with the default issuer and 36-character UUIDs.
+# docs/kubernetes.md §8: exact lengths with the default issuer and 36-character UUIDs.
 def sizes(srv):
     for name in ("my-app-5d9c7b6f4-x2x7k", "pam-user"):
         srv.call("DELETE", f"/api/v1/namespaces/pam/pods/{name}")

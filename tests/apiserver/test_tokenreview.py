@@ -1,4 +1,4 @@
-"""TokenReview: status codes, exact bytes, error strings and validation order (facts §1, §3)."""
+"""TokenReview: status codes, exact bytes, error strings and validation order (docs/kubernetes.md §1, §3)."""
 import json
 
 import pytest
@@ -33,7 +33,7 @@ def test_invalid_token_exact_bytes(fresh):
     status, headers, body = review_raw(fresh, {"token": "somebadvalue"})
     assert status == 201
     assert headers["content-type"] == "application/json"
-    assert headers["x-content-type-options"] == "nosniff"
+    assert "x-content-type-options" not in headers  # kube sends it with a 403 only
     assert body == (b'{"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1","metadata":'
                     b'{"creationTimestamp":null},"spec":{"token":"somebadvalue"},'
                     b'"status":{"user":{},"error":"invalid bearer token"}}\n')
@@ -230,6 +230,8 @@ def test_leading_space_quirk(fresh):
     assert json.loads(body)["status"] == {
         "authenticated": True, "user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]},
         "audiences": [API_AUD]}
+    # the anonymous authenticator grants whatever audiences were asked for
+    assert fresh.token_review(" hello", ["b", "a"])[1]["status"]["audiences"] == ["b", "a"]
     assert error_of(fresh, "hello world") == "invalid bearer token"
 
 
@@ -237,6 +239,30 @@ def test_token_whitespace_trimmed(fresh, sa):
     token = fresh.token_request("pam", "pam-user", ["pam"], 600)
     assert fresh.token_review(token + "\n", ["pam"])[1]["status"]["authenticated"] is True
     assert fresh.token_review(token + " trailing", ["pam"])[1]["status"]["authenticated"] is True
+
+
+def insert(token, segment, text):
+    parts = token.split(".")
+    parts[segment] = parts[segment][:10] + text + parts[segment][10:]
+    return ".".join(parts)
+
+
+def test_whitespace_inside_a_token(fresh, sa):
+    """go-jose removes every Unicode space before decoding; the issuer check before it reads the
+    payload with Go's base64, which skips only \\r and \\n. \\x1f is no space to Go."""
+    token = fresh.token_request("pam", "pam-user", ["pam"], 600)
+    for accepted in (insert(token, 1, "\n"), insert(token, 1, "\r\n"), insert(token, 0, "\t"),
+                     insert(token, 2, "\u00a0"), token + "\u0085"):
+        assert fresh.token_review(accepted, ["pam"])[1]["status"]["authenticated"] is True, repr(accepted)
+    for refused in (insert(token, 1, "\t"), token + "\x1f", insert(token, 2, "\x1f"), insert(token, 0, "="),
+                    token + "=="):
+        assert error_of(fresh, refused, ["pam"]) == "invalid bearer token", repr(refused)
+
+
+def test_creation_timestamp_omitted_from_1_34(fresh):
+    assert json.loads(review_raw(fresh, {"token": "x"})[2])["metadata"] == {"creationTimestamp": None}
+    fresh.set_config(k8s_version="1.34.4")
+    assert json.loads(review_raw(fresh, {"token": "x"})[2])["metadata"] == {}
 
 
 def test_request_variants(fresh):
@@ -254,14 +280,26 @@ def test_request_variants(fresh):
     assert (status, obj["message"]) == (400, 'strict decoding error: unknown field "spec.x"')
     status, headers, _ = fresh.request("POST", TOKENREVIEWS, b'{"spec":{"token":"a","x":1}}', fresh.reviewer_token)
     assert status == 201 and headers["warning"] == '299 - "unknown field \\"spec.x\\""'
+    status, obj = fresh.call("POST", TOKENREVIEWS, b'{"apiVersion":"authentication.k8s.io/v1beta1","spec":{"token":"a"}}',
+                             fresh.reviewer_token)
+    assert (status, obj["message"]) == (400, "the API version in the data (authentication.k8s.io/v1beta1) does not "
+                                             "match the expected API version (authentication.k8s.io/v1)")
     status, obj = fresh.call("POST", TOKENREVIEWS, b'{"apiVersion":"v1","spec":{"token":"a"}}', fresh.reviewer_token)
-    assert (status, obj["message"]) == (400, "the API version in the data (v1) does not match the expected "
-                                             "API version (authentication.k8s.io/v1)")
+    assert (status, obj["message"]) == (400, 'TokenReview in version "v1" cannot be handled as a TokenReview: no kind '
+                                             '"TokenReview" is registered for version "v1" in scheme '
+                                             '"pkg/runtime/scheme.go:110"')
+    status, obj = fresh.call("POST", TOKENREVIEWS, b'{"kind":"TokenRequest","spec":{"token":"a"}}', fresh.reviewer_token)
+    assert (status, obj["message"]) == (400, 'TokenRequest in version "v1" cannot be handled as a TokenReview: '
+                                             "converting (v1.TokenRequest) to (authentication.TokenReview): "
+                                             "unknown conversion")
     status, obj = fresh.call("POST", TOKENREVIEWS, b'{"spec":{"token":5}}', fresh.reviewer_token)
     assert status == 400 and obj["message"].endswith(
         "json: cannot unmarshal number into Go struct field TokenReviewSpec.spec.token of type string")
-    status, obj = fresh.call("POST", "/apis/authentication.k8s.io/v1/namespaces/ns1/tokenreviews", body)
-    assert (status, obj["message"]) == (400, "namespace is not allowed on this type: ns1")
+    for path in ("/apis/authentication.k8s.io/v1/namespaces/ns1/tokenreviews",
+                 "/apis/authentication.k8s.io/v1beta1/tokenreviews", "/apis/authentication.k8s.io/v9/tokenreviews",
+                 "/api/v9/namespaces/default/serviceaccounts/default/token"):
+        status, obj = fresh.call("POST", path, body)
+        assert (status, obj["message"]) == (404, "the server could not find the requested resource"), path
 
 
 def test_chunked_request_body(fresh):
