@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 #include <stdio.h>
@@ -16,13 +17,18 @@
 #define DATA_AUTHENTICATED "pam_k8stoken_authenticated_user"
 #define FAIL_DELAY_USEC 2000000u
 
-static int pam_code(enum kt_reason r)
+/*
+ * A non-token answer (e.g. a password meant for the next module) is refused unless the
+ * stack asked for it to be ignored (module argument ignore_non_token): under
+ * "auth required", PAM_IGNORE would let whatever the user types skip this module.
+ */
+static int pam_code(enum kt_reason r, bool ignore_non_token)
 {
 	switch (r) {
 	case KT_R_OK:
 		return PAM_SUCCESS;
 	case KT_R_NOT_JWT:
-		return PAM_IGNORE;
+		return ignore_non_token ? PAM_IGNORE : PAM_AUTH_ERR;
 	case KT_R_EMPTY_TOKEN:
 	case KT_R_TOKEN_TOO_LONG:
 	case KT_R_INCOMPLETE_TOKEN:
@@ -59,9 +65,9 @@ static int pam_code(enum kt_reason r)
 }
 
 /* Which syslog priority a decision deserves: operators must see outages and misconfiguration. */
-static int log_priority(enum kt_reason r)
+static int log_priority(int pam_rc)
 {
-	switch (pam_code(r)) {
+	switch (pam_rc) {
 	case PAM_SUCCESS:
 		return LOG_INFO;
 	case PAM_AUTHINFO_UNAVAIL:
@@ -117,7 +123,21 @@ static int put_env(pam_handle_t *pamh, const char *name, const char *value)
 	return pam_putenv(pamh, buf);
 }
 
-static int export_identity(pam_handle_t *pamh, const struct kt_identity *id)
+static const char *const exported[] = {
+	"K8S_SERVICEACCOUNT", "K8S_USERNAME", "K8S_UID", "K8S_GROUPS", "K8S_CREDENTIAL_ID",
+	"K8S_POD_NAME",
+};
+
+/* After a failed export: no half of an identity is left for the session. */
+static void unexport_identity(pam_handle_t *pamh)
+{
+	for (size_t i = 0; i < sizeof(exported) / sizeof(exported[0]); i++)
+		if (pam_getenv(pamh, exported[i]) != NULL)
+			pam_putenv(pamh, exported[i]);   /* a name without "=" removes it */
+}
+
+static int export_identity(pam_handle_t *pamh, const struct kt_identity *id, char *why,
+                           size_t whylen)
 {
 	char sa[512], groups[3072];
 	size_t pos = 0;
@@ -127,10 +147,14 @@ static int export_identity(pam_handle_t *pamh, const struct kt_identity *id)
 	groups[0] = '\0';
 	for (size_t i = 0; i < id->n_groups; i++) {
 		int n = snprintf(groups + pos, sizeof(groups) - pos, "%s%s", i ? "," : "", id->groups[i]);
-		if (n < 0 || (size_t)n >= sizeof(groups) - pos)
+		if (n < 0 || (size_t)n >= sizeof(groups) - pos) {
+			snprintf(why, whylen, "K8S_GROUPS would be longer than %zu bytes",
+			         sizeof(groups) - 1);
 			return PAM_BUF_ERR;
+		}
 		pos += (size_t)n;
 	}
+	snprintf(why, whylen, "cannot set the K8S_* variables");
 	rc = put_env(pamh, "K8S_SERVICEACCOUNT", sa);
 	if (rc == PAM_SUCCESS)
 		rc = put_env(pamh, "K8S_USERNAME", id->username);
@@ -159,6 +183,67 @@ static int remember_user(pam_handle_t *pamh, const char *user)
 	if (copy == NULL)
 		return PAM_BUF_ERR;
 	return pam_set_data(pamh, DATA_AUTHENTICATED, copy, free_string);
+}
+
+/*
+ * Exports K8S_* and remembers the user for the account phase. On failure the decision
+ * becomes a denial (nomem, PAM_BUF_ERR) with the cause in its detail.
+ */
+static int record_session(pam_handle_t *pamh, const char *user, struct kt_decision *d)
+{
+	char why[128];
+	int rc = export_identity(pamh, &d->id, why, sizeof(why));
+
+	if (rc == PAM_SUCCESS) {
+		rc = remember_user(pamh, user);
+		snprintf(why, sizeof(why), "cannot remember the user for the account phase");
+	}
+	if (rc != PAM_SUCCESS) {
+		unexport_identity(pamh);
+		d->reason = KT_R_NOMEM;
+		snprintf(d->detail, sizeof(d->detail), "%s: %s", why, pam_strerror(pamh, rc));
+		rc = PAM_BUF_ERR;
+	}
+	return rc;
+}
+
+/*
+ * Once the token's buffers are wiped, pieces of it remain where no free() reaches: glibc's
+ * string functions leave them in vector registers, which lazy symbol binding and signal
+ * delivery spill onto the stack. Zeroes those registers, then the stack below this frame
+ * (docs/security.md: no token residue in the host process). Uninstrumented, so that ASan
+ * keeps the array on the real stack.
+ */
+__attribute__((noinline, no_sanitize_address))
+static void scrub_token_traces(void)
+{
+	char area[16384];
+
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f"))
+		__asm__ __volatile__(
+			"vpxord %%zmm16, %%zmm16, %%zmm16\n\tvpxord %%zmm17, %%zmm17, %%zmm17\n\t"
+			"vpxord %%zmm18, %%zmm18, %%zmm18\n\tvpxord %%zmm19, %%zmm19, %%zmm19\n\t"
+			"vpxord %%zmm20, %%zmm20, %%zmm20\n\tvpxord %%zmm21, %%zmm21, %%zmm21\n\t"
+			"vpxord %%zmm22, %%zmm22, %%zmm22\n\tvpxord %%zmm23, %%zmm23, %%zmm23\n\t"
+			"vpxord %%zmm24, %%zmm24, %%zmm24\n\tvpxord %%zmm25, %%zmm25, %%zmm25\n\t"
+			"vpxord %%zmm26, %%zmm26, %%zmm26\n\tvpxord %%zmm27, %%zmm27, %%zmm27\n\t"
+			"vpxord %%zmm28, %%zmm28, %%zmm28\n\tvpxord %%zmm29, %%zmm29, %%zmm29\n\t"
+			"vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, %%zmm31, %%zmm31" : : : "memory");
+	if (__builtin_cpu_supports("avx"))
+		__asm__ __volatile__("vzeroall" : : : "memory");
+	else
+		__asm__ __volatile__(
+			"pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpxor %%xmm2, %%xmm2\n\t"
+			"pxor %%xmm3, %%xmm3\n\tpxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\t"
+			"pxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\tpxor %%xmm8, %%xmm8\n\t"
+			"pxor %%xmm9, %%xmm9\n\tpxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
+			"pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\tpxor %%xmm14, %%xmm14\n\t"
+			"pxor %%xmm15, %%xmm15" : : : "memory");
+#endif
+	explicit_bzero(area, sizeof(area));
+	__asm__ __volatile__("" : : "r"(area) : "memory");
 }
 
 int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
@@ -200,27 +285,27 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	kt_decide(&cfg, conf_path, token, strlen(token), user, &d);
 	if (d.cache_error[0] != '\0')
 		pam_syslog(pamh, LOG_WARNING, "cache unavailable: %s", d.cache_error);
+	if (d.cache_store_errno != 0)
+		pam_syslog(pamh, LOG_WARNING, "cache: result not stored: %s",
+		           d.cache_store_errno == EFBIG ? "the file size limit (RLIMIT_FSIZE) is too low"
+		                                        : strerror(d.cache_store_errno));
 	if (cfg.debug)
 		pam_syslog(pamh, LOG_DEBUG, "reviewed=%s http=%ld groups=%zu rule_line=%u local_uid=%ld",
 		           d.reviewed ? "yes" : "no", d.http_status, d.id.n_groups, d.rule_line,
 		           d.account_checked ? (long)d.local_uid : -1L);
+
+	rc = pam_code(d.reason, cfg.ignore_non_token);
+	if (rc == PAM_SUCCESS)
+		rc = record_session(pamh, user, &d);
+	/* one line, for the final outcome: an allowed token whose identity cannot be exported is a deny */
 	pam_get_item(pamh, PAM_RHOST, &rhost);
 	kt_logline_format(&d, user, rhost, line, sizeof(line));
-	pam_syslog(pamh, log_priority(d.reason), "%s", line);
-
-	rc = pam_code(d.reason);
-	if (rc == PAM_SUCCESS) {
-		rc = export_identity(pamh, &d.id);
-		if (rc == PAM_SUCCESS)
-			rc = remember_user(pamh, user);
-		if (rc != PAM_SUCCESS)
-			pam_syslog(pamh, LOG_CRIT, "cannot record the session identity: %s",
-			           pam_strerror(pamh, rc));
-	}
+	pam_syslog(pamh, log_priority(rc), "%s", line);
 out:
 	kt_free_secret(owned, owned_len + 1);
 	kt_decision_free(&d);
 	kt_config_free(&cfg);
+	scrub_token_traces();
 	return rc;
 }
 

@@ -40,6 +40,8 @@ static int load_key(int dirfd, unsigned char key[KT_CACHE_KEY_LEN])
 		}
 		if (errno != ENOENT)
 			return -1;
+		if (!kt_cache_write_fits(KT_CACHE_KEY_LEN))
+			return -1;   /* SIGXFSZ would kill the host process: work uncached */
 		fd = kt_cache_create_temp(dirfd, tmp);
 		if (fd < 0)
 			return -1;

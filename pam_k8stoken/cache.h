@@ -1,5 +1,5 @@
 /*
- * The shared on-disk review cache (PRODUCT §7). sshd forks per connection and sudo
+ * The shared on-disk review cache (docs/design.md §7). sshd forks per connection and sudo
  * runs per command, so results are shared between processes through files in
  * cache_dir (tmpfs, root, 0700):
  *

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,4 +49,15 @@ int kt_cache_create_temp(int dirfd, char tmp[KT_CACHE_TEMP_NAME_SIZE])
 	snprintf(tmp, KT_CACHE_TEMP_NAME_SIZE, "t-%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5],
 	         r[6], r[7]);
 	return openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+bool kt_cache_write_fits(size_t len)
+{
+	struct rlimit fsize;
+
+	if (getrlimit(RLIMIT_FSIZE, &fsize) < 0 || fsize.rlim_cur == RLIM_INFINITY ||
+	    fsize.rlim_cur >= len)
+		return true;
+	errno = EFBIG;
+	return false;
 }

@@ -2,6 +2,7 @@
 #ifndef KT_CACHE_IO_H
 #define KT_CACHE_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -16,5 +17,11 @@ int kt_cache_boot_id(char out[40]);
 int kt_cache_open_private(int dirfd, const char *name, int flags, size_t max_size);
 /* Creates "t-<16 random hex>" exclusively for writing; its name goes to tmp. */
 int kt_cache_create_temp(int dirfd, char tmp[KT_CACHE_TEMP_NAME_SIZE]);
+/*
+ * Whether len bytes written from offset 0 stay within the caller's RLIMIT_FSIZE. A write
+ * past it would raise SIGXFSZ, which kills the host process (sshd, sudo) by default: such
+ * a write is skipped instead (errno EFBIG).
+ */
+bool kt_cache_write_fits(size_t len);
 
 #endif

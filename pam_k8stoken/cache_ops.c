@@ -62,8 +62,9 @@ int kt_cache_store(const struct kt_cache *c, const char *name, const struct kt_i
 {
 	char boot_id[40], tmp[KT_CACHE_TEMP_NAME_SIZE], *buf = NULL;
 	size_t len;
-	int fd = -1, rc = -1;
+	int fd, rc = -1;
 
+	errno = EINVAL;
 	if (c->dirfd < 0 || name[0] == '\0' || ttl_ms <= 0 || kt_cache_boot_id(boot_id) < 0)
 		return -1;
 	buf = malloc(KT_CACHE_ENTRY_MAX);
@@ -71,24 +72,31 @@ int kt_cache_store(const struct kt_cache *c, const char *name, const struct kt_i
 		return -1;
 	len = kt_cache_entry_format(c->key, name, boot_id,
 	                            kt_clock_ms(CLOCK_BOOTTIME) + ttl_ms, id, buf);
-	if (len == 0)
+	if (len == 0) {
+		errno = EINVAL;
+		goto out;
+	}
+	if (!kt_cache_write_fits(len))
 		goto out;
 	fd = kt_cache_create_temp(c->dirfd, tmp);
 	if (fd < 0)
 		goto out;
-	if (kt_write_all(fd, buf, len) == 0 && close(fd) == 0 &&
-	    renameat(c->dirfd, tmp, c->dirfd, name) == 0)
-		rc = 0;
-	else
-		unlinkat(c->dirfd, tmp, 0);
-	fd = -1;
+	rc = kt_write_all(fd, buf, len);
+	if (close(fd) < 0)
+		rc = -1;
+	if (rc == 0 && renameat(c->dirfd, tmp, c->dirfd, name) < 0)
+		rc = -1;
+	if (rc < 0) {
+		int saved = errno;
+
+		unlinkat(c->dirfd, tmp, 0);   /* a write that cannot complete leaves nothing behind */
+		errno = saved;
+	}
 	/* opportunistic clean-up: for one name in CLEAN_EVERY, and whenever over the cap */
 	if (rc == 0 && (strtoul((char[]){ name[2], name[3], '\0' }, NULL, 16) % CLEAN_EVERY == 0 ||
 	                count_entries(c) > KT_CACHE_MAX_ENTRIES))
 		kt_cache_clean(c);
 out:
-	if (fd >= 0)
-		close(fd);
 	free(buf);
 	return rc;
 }
@@ -148,7 +156,11 @@ void kt_cache_count(const struct kt_cache *c, bool hit)
 	fd = kt_cache_open_private(c->dirfd, STATS_FILE, O_RDWR | O_CREAT, STATS_MAX);
 	if (fd < 0)
 		return;
-	if (flock(fd, LOCK_EX) == 0) {
+	/*
+	 * Best effort: never wait. A process stopped while holding this lock must not hold
+	 * up any login (docs/security.md); a count lost to contention is harmless.
+	 */
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
 		read_stats(fd, &hits, &misses);
 		if (hit)
 			hits++;
@@ -156,7 +168,7 @@ void kt_cache_count(const struct kt_cache *c, bool hit)
 			misses++;
 		/* counters only grow, so the new text is never shorter than the old */
 		n = snprintf(buf, sizeof(buf), "hits %llu\nmisses %llu\n", hits, misses);
-		if (n > 0) {
+		if (n > 0 && kt_cache_write_fits((size_t)n)) {
 			ssize_t written = pwrite(fd, buf, (size_t)n, 0);
 			(void)written;   /* a lost count is harmless */
 		}

@@ -1,5 +1,5 @@
 /*
- * Configuration file and module arguments (PRODUCT §3).
+ * Configuration file and module arguments (docs/design.md §3).
  *
  * File grammar, one item per line:
  *	key = value
@@ -669,6 +669,8 @@ enum kt_reason kt_config_parse_args(struct kt_config *cfg, int argc, const char 
 			cfg->use_first_pass = true;
 		} else if (strcmp(a, "try_first_pass") == 0) {
 			cfg->try_first_pass = true;
+		} else if (strcmp(a, "ignore_non_token") == 0) {
+			cfg->ignore_non_token = true;
 		} else {
 			quote(a, q);
 			return fail(err, errlen, "unknown module argument \"%s\"", q);

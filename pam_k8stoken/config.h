@@ -1,4 +1,4 @@
-/* Configuration: the file of PRODUCT §3 plus the module arguments, parsed into one struct. */
+/* Configuration: the file of docs/design.md §3 plus the module arguments, parsed into one struct. */
 #ifndef KT_CONFIG_H
 #define KT_CONFIG_H
 
@@ -57,6 +57,7 @@ struct kt_config {
 	bool debug;
 	bool use_first_pass;
 	bool try_first_pass;
+	bool ignore_non_token;      /* PAM_IGNORE, not PAM_AUTH_ERR, for a non-token answer */
 };
 
 /* Zeroes *cfg and sets every default. */
@@ -65,7 +66,8 @@ void kt_config_init(struct kt_config *cfg);
 void kt_config_free(struct kt_config *cfg);
 
 /*
- * Parses module arguments (conf=, helper=, debug, use_first_pass, try_first_pass).
+ * Parses module arguments (conf=, helper=, debug, use_first_pass, try_first_pass,
+ * ignore_non_token).
  * *conf_path receives the conf= value (not owned) or KT_DEFAULT_CONF.
  * Unknown or malformed arguments: KT_R_CONFIG with a message in err.
  */

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ static void fingerprint(const char *token, size_t len, char out[13])
 /*
  * Asks the API server through the helper and validates its reply into d->id.
  * *negative_ok tells whether the answer is a definitive "not authenticated" that may
- * be remembered: a well-formed reply without status.error (SECURITY.md A02, F10).
+ * be remembered: a well-formed reply without status.error (docs/security.md A02, F10).
  */
 static enum kt_reason review(const struct kt_config *cfg, const char *conf_path,
                              const char *token, size_t len, long deadline_ms,
@@ -70,9 +71,11 @@ static long long positive_ttl_ms(const struct kt_config *cfg, const struct kt_to
 	long long ttl = (long long)cfg->cache_ttl * 1000;
 
 	if (info->has_exp) {
-		long long left = (info->exp - (long long)time(NULL)) * 1000;
-		if (left < ttl)
-			ttl = left;
+		long long left_s = info->exp - (long long)time(NULL);
+
+		/* compared in seconds: (exp - now) * 1000 overflows for an exp near INT64_MAX */
+		if (left_s < (long long)cfg->cache_ttl)
+			ttl = left_s * 1000;
 	}
 	return ttl;
 }
@@ -93,14 +96,23 @@ static bool from_cache(const struct kt_cache *cache, const char *name, struct kt
 		return false;
 	}
 	d->cache = KT_CACHE_USED_HIT;
-	kt_cache_count(cache, true);
 	return true;
+}
+
+static void store(const struct kt_cache *cache, const char *name, const struct kt_identity *id,
+                  long long ttl_ms, struct kt_decision *d)
+{
+	if (kt_cache_store(cache, name, id, ttl_ms) < 0)
+		d->cache_store_errno = errno != 0 ? errno : EIO;
 }
 
 /*
  * The review, through the cache when one is configured: a hit answers at once; on a
  * miss the lock stripe makes concurrent logins with the same token wait for the first
- * one's result (single flight) instead of each sending a TokenReview.
+ * one's result (single flight) instead of each sending a TokenReview. No wait here may
+ * outlast the deadline, whatever another process holds (docs/security.md): the stripe
+ * is waited for half the budget at most, and the statistics never wait at all and are
+ * counted only after the stripe is released.
  */
 static enum kt_reason review_cached(const struct kt_config *cfg, const char *conf_path,
                                     const char *token, size_t len,
@@ -136,14 +148,15 @@ static enum kt_reason review_cached(const struct kt_config *cfg, const char *con
 	/* whoever held the lock may have stored the answer meanwhile */
 	if (lockfd >= 0 && from_cache(&cache, name, d, &rc))
 		goto out;
-	kt_cache_count(&cache, false);
 	rc = review(cfg, conf_path, token, len, (long)(deadline - kt_clock_ms(CLOCK_MONOTONIC)), d, &negative_ok);
 	if (rc == KT_R_OK && cfg->cache_ttl > 0)
-		kt_cache_store(&cache, name, &d->id, positive_ttl_ms(cfg, info));
+		store(&cache, name, &d->id, positive_ttl_ms(cfg, info), d);
 	else if (rc == KT_R_UNAUTHENTICATED && negative_ok && cfg->negative_cache_ttl > 0)
-		kt_cache_store(&cache, name, NULL, (long long)cfg->negative_cache_ttl * 1000);
+		store(&cache, name, NULL, (long long)cfg->negative_cache_ttl * 1000, d);
 out:
 	kt_cache_unlock(lockfd);
+	/* best effort, after the stripe is released: never takes a lock while holding one */
+	kt_cache_count(&cache, d->cache == KT_CACHE_USED_HIT);
 	kt_cache_close(&cache);
 	return rc;
 }

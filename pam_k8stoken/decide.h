@@ -26,6 +26,7 @@ struct kt_decision {
 	bool reviewed;               /* a TokenReview was attempted */
 	enum kt_cache_use cache;
 	char cache_error[160];       /* why a wanted cache could not be used, "" if it could */
+	int cache_store_errno;       /* why the result could not be stored, 0 if it was or need not be */
 	const char *server;          /* URL that gave the last answer (owned by the config) */
 	long http_status;
 	char detail[256];            /* escaped: server status.error, transport error, ... */

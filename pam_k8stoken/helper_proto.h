@@ -10,8 +10,11 @@
  *   LEN bytes of reply body (only when reason is ok)
  *   end\n
  *
- * The trailing "end" proves the record is whole, so the module never depends on
- * the helper's exit status (a host SIGCHLD handler may reap it first).
+ * The trailing "end" proves the record is whole. The module also requires exit status
+ * 0 when it can see it (a host SIGCHLD handler may reap the helper first: then the
+ * record alone counts). The body is never the API server's reply as received (which
+ * echoes spec.token): the helper validates that reply and forwards a TokenReview
+ * re-built from its status alone (review_helper.c).
  */
 #ifndef KT_HELPER_PROTO_H
 #define KT_HELPER_PROTO_H

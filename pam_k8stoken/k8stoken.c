@@ -1,5 +1,5 @@
 /*
- * k8stoken: the administrator's tool (PRODUCT §9).
+ * k8stoken: the administrator's tool (docs/design.md §9).
  *   k8stoken check [--conf F] [--user U] [--helper H]   token on stdin, decision on stdout
  *   k8stoken selftest [--conf F] [--helper H]           connectivity, CA, reviewer RBAC
  *   k8stoken cache flush [--conf F] [--serviceaccount NS/NAME]

@@ -1,4 +1,4 @@
-/* The one log line per decision (PRODUCT §8). Never the token, never a body. */
+/* The one log line per decision (docs/design.md §8). Never the token, never a body. */
 #ifndef KT_LOGLINE_H
 #define KT_LOGLINE_H
 

@@ -7,7 +7,7 @@
 #include "secure.h"
 #include "token.h"
 
-/* Answer lengths at which a client cuts silently: OpenSSH 1,023, sudo 511 (PRODUCT §5). */
+/* Answer lengths at which a client cuts silently: OpenSSH 1,023, sudo 511 (docs/design.md §5). */
 static int cut_by_client(size_t len)
 {
 	return len == 1023 || len == 511;

@@ -1,4 +1,4 @@
-/* Reading a token through the PAM conversation, in several parts when it is long (PRODUCT §5). */
+/* Reading a token through the PAM conversation, in several parts when it is long (docs/design.md §5). */
 #ifndef KT_PROMPT_H
 #define KT_PROMPT_H
 

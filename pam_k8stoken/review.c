@@ -1,6 +1,6 @@
 /*
- * TokenReview request building and strict reply validation (review.h, PRODUCT §6,
- * SECURITY §0 items 2, 3, 13 and cases A01-A13, L03).
+ * TokenReview request building and strict reply validation (review.h, docs/design.md §6,
+ * docs/security.md §2 items 2, 3, 13 and cases A01-A13, L03).
  *
  * Reply policy, in the order applied:
  *   1. size: 1..KT_REPLY_MAX bytes (else REPLY_TOO_LARGE), no NUL byte anywhere;

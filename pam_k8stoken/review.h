@@ -1,4 +1,4 @@
-/* TokenReview: the request we send and the strict validation of the reply (PRODUCT §6). */
+/* TokenReview: the request we send and the strict validation of the reply (docs/design.md §6). */
 #ifndef KT_REVIEW_H
 #define KT_REVIEW_H
 

@@ -5,6 +5,8 @@
  *   k8stoken-review --conf PATH [--server N]
  */
 #include <curl/curl.h>
+#include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,149 @@ static int emit(const struct kt_helper_result *r)
 	    kt_write_all(1, "end\n", 4) < 0)
 		return 1;
 	return 0;
+}
+
+/* Adds obj[key] (present and not null) to out under the same key, shared by reference. */
+static int copy_member(json_object *obj, const char *key, json_object *out)
+{
+	json_object *v = NULL;
+
+	if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
+		return 0;
+	if (json_object_object_add(out, key, json_object_get(v)) != 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* Adds a fresh object out[key]; NULL when it cannot. */
+static json_object *add_object(json_object *out, const char *key)
+{
+	json_object *o = json_object_new_object();
+
+	if (o != NULL && json_object_object_add(out, key, o) != 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* status.user with only what the module reads: username, uid, groups, four extra keys. */
+static int copy_user(json_object *user, json_object *out)
+{
+	static const char *const extras[] = {
+		"authentication.kubernetes.io/credential-id", "authentication.kubernetes.io/pod-name",
+		"authentication.kubernetes.io/pod-uid", "authentication.kubernetes.io/node-name",
+	};
+	json_object *extra = NULL, *extra_out;
+
+	if (copy_member(user, "username", out) < 0 || copy_member(user, "uid", out) < 0 ||
+	    copy_member(user, "groups", out) < 0)
+		return -1;
+	if (!json_object_object_get_ex(user, "extra", &extra) || extra == NULL)
+		return 0;
+	if ((extra_out = add_object(out, "extra")) == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++)
+		if (copy_member(extra, extras[i], extra_out) < 0)
+			return -1;
+	return 0;
+}
+
+/* {"apiVersion","kind","status":{authenticated, error, audiences, user}} of a validated reply. */
+static json_object *status_only(json_object *reply)
+{
+	json_object *out = json_object_new_object(), *status = NULL, *status_out, *user = NULL,
+	            *user_out, *v;
+
+	if (out == NULL)
+		return NULL;
+	if ((v = json_object_new_string("authentication.k8s.io/v1")) == NULL ||
+	    json_object_object_add(out, "apiVersion", v) != 0 ||
+	    (v = json_object_new_string("TokenReview")) == NULL ||
+	    json_object_object_add(out, "kind", v) != 0)
+		goto fail;
+	if (!json_object_object_get_ex(reply, "status", &status) || status == NULL ||
+	    (status_out = add_object(out, "status")) == NULL)
+		goto fail;
+	if (copy_member(status, "authenticated", status_out) < 0 ||
+	    copy_member(status, "error", status_out) < 0 ||
+	    copy_member(status, "audiences", status_out) < 0)
+		goto fail;
+	if (json_object_object_get_ex(status, "user", &user) && user != NULL &&
+	    ((user_out = add_object(status_out, "user")) == NULL || copy_user(user, user_out) < 0))
+		goto fail;
+	return out;
+fail:
+	json_object_put(out);
+	return NULL;
+}
+
+/* Zeroes json-c's copy of the echoed spec.token before the tree is released. */
+static void scrub_echoed_token(json_object *reply)
+{
+	json_object *spec = NULL, *token = NULL;
+
+	if (json_object_object_get_ex(reply, "spec", &spec) && spec != NULL &&
+	    json_object_object_get_ex(spec, "token", &token) &&
+	    json_object_is_type(token, json_type_string)) {
+		char *p = (char *)(uintptr_t)json_object_get_string(token);
+		int n = json_object_get_string_len(token);
+
+		if (p != NULL && n > 0)
+			explicit_bzero(p, (size_t)n);
+	}
+}
+
+/*
+ * kube-apiserver echoes spec.token in its reply: the reply itself never leaves this
+ * process, so no copy of the token reaches the host process (sshd, sudo) that runs the
+ * module. It is validated here exactly as the module will (a reply that is not a
+ * well-formed TokenReview is answered with that reason and no body), and the body
+ * becomes a TokenReview re-built from the status fields the module reads.
+ */
+static void forward_status_only(const struct kt_config *cfg, struct kt_helper_result *res)
+{
+	struct json_tokener *tok;
+	struct kt_identity id;
+	json_object *reply = NULL, *minimal = NULL;
+	const char *text;
+	size_t text_len = 0;
+	char *body = NULL;
+	enum kt_reason verdict;
+
+	verdict = kt_review_parse_reply(res->body, res->body_len, cfg->audiences, cfg->n_audiences,
+	                                &id, NULL);
+	kt_identity_free(&id);
+	if (verdict == KT_R_OK || verdict == KT_R_UNAUTHENTICATED || verdict == KT_R_AUDIENCE ||
+	    verdict == KT_R_NOT_SERVICEACCOUNT || verdict == KT_R_BAD_IDENTITY) {
+		verdict = KT_R_NOMEM;
+		tok = json_tokener_new_ex(KT_REPLY_MAX_DEPTH);
+		if (tok != NULL) {
+			json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+			reply = json_tokener_parse_ex(tok, res->body, (int)res->body_len);
+			json_tokener_free(tok);
+		}
+		if (reply != NULL) {
+			scrub_echoed_token(reply);
+			minimal = status_only(reply);
+		}
+		text = minimal != NULL ? json_object_to_json_string_length(minimal,
+		           JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &text_len) : NULL;
+		if (text != NULL && text_len <= KT_REPLY_MAX && (body = malloc(text_len + 1)) != NULL) {
+			memcpy(body, text, text_len + 1);
+			verdict = KT_R_OK;
+		}
+		json_object_put(minimal);
+		json_object_put(reply);
+	}
+	kt_helper_result_free(res);
+	res->reason = verdict;
+	if (verdict == KT_R_OK) {
+		res->body = body;
+		res->body_len = text_len;
+	}
 }
 
 /* Reads the whole token from stdin; more than max bytes is refused. */
@@ -106,6 +251,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	kt_http_review(&cfg, only, bearer, request, request_len, &res);
+	if (res.reason == KT_R_OK)
+		forward_status_only(&cfg, &res);
 out:
 	rc = emit(&res);
 	kt_helper_result_free(&res);

@@ -1,5 +1,5 @@
 /*
- * Mapping rules (PRODUCT §3): syntax of `map`/`deny` lines and the decision.
+ * Mapping rules (docs/design.md §3): syntax of `map`/`deny` lines and the decision.
  *
  *	map  serviceaccount:NS-GLOB/NAME-GLOB  TEMPLATE
  *	map  group:GROUP-GLOB                  TEMPLATE

@@ -118,10 +118,16 @@ static int read_output(int fd, char *buf, size_t *len, long long deadline)
 	}
 }
 
-/* Kills (if still running) and reaps our own child; ECHILD means the host reaped it. */
-static void finish_child(pid_t pid, int pidfd, int kill_it, long long deadline)
+/*
+ * Kills (if still running) and reaps our own child. Returns 0 when it exited with
+ * status 0, or when its status cannot be known because the host reaped it first
+ * (ECHILD: a SIGCHLD handler, or SIGCHLD ignored); -1 otherwise. A helper that fails
+ * after writing a whole-looking record is not trusted.
+ */
+static int finish_child(pid_t pid, int pidfd, int kill_it, long long deadline)
 {
-	int status;
+	int status = 0;
+	pid_t r;
 
 	if (!kill_it && pidfd >= 0 && wait_fd(pidfd, POLLIN, deadline) != 1)
 		kill_it = 1;
@@ -131,8 +137,11 @@ static void finish_child(pid_t pid, int pidfd, int kill_it, long long deadline)
 		else
 			kill(pid, SIGKILL);
 	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
 		;
+	if (r < 0)
+		return errno == ECHILD ? 0 : -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int only,
@@ -140,20 +149,20 @@ enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int on
                                struct kt_helper_result *res)
 {
 	long long deadline = kt_clock_ms(CLOCK_MONOTONIC) + deadline_ms;
-	int sv[2] = { -1, -1 }, pidfd = -1, rd;
-	char *out = NULL;
+	int sv[2] = { -1, -1 }, pidfd = -1, rd, exited;
+	char *out;
 	size_t out_len = 0;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
 	res->reason = KT_R_HELPER;
+	/* allocated first: nothing to close when it fails */
+	out = malloc(OUTPUT_MAX);
+	if (out == NULL)
+		return res->reason = KT_R_NOMEM;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(res->detail, sizeof(res->detail), "socketpair: %s", strerror(errno));
-		return res->reason = KT_R_SYSTEM;
-	}
-	out = malloc(OUTPUT_MAX);
-	if (out == NULL) {
-		res->reason = KT_R_NOMEM;
+		res->reason = KT_R_SYSTEM;
 		goto out;
 	}
 	pid = start_helper(helper, conf_path, only, sv[1]);
@@ -170,12 +179,14 @@ enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int on
 	} else {
 		rd = read_output(sv[0], out, &out_len, deadline);
 	}
-	finish_child(pid, pidfd, rd != 0, deadline);
+	exited = finish_child(pid, pidfd, rd != 0, deadline);
 	if (rd == -1 && kt_clock_ms(CLOCK_MONOTONIC) >= deadline) {
 		res->reason = KT_R_TIMEOUT;
 		snprintf(res->detail, sizeof(res->detail), "no answer within %ld ms", deadline_ms);
 	} else if (rd != 0) {
 		snprintf(res->detail, sizeof(res->detail), "helper output unreadable");
+	} else if (exited != 0) {
+		snprintf(res->detail, sizeof(res->detail), "helper exited with a failure status");
 	} else if (kt_proto_parse(out, out_len, res) != KT_R_OK) {
 		snprintf(res->detail, sizeof(res->detail), "helper gave an incomplete answer");
 	}

@@ -19,7 +19,7 @@
 #include "json_strict.h"
 #include "token.h"
 
-/* Largest decoded header or payload we look at; real ones are 60..900 bytes (facts §8). */
+/* Largest decoded header or payload we look at; real ones are 60..900 bytes (docs/kubernetes.md §8). */
 #define KT_TOKEN_SEG_MAX 8192
 /* Nesting accepted inside header/payload (payload: root, kubernetes.io, pod = 3). */
 #define KT_TOKEN_JSON_DEPTH 8

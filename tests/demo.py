@@ -81,8 +81,8 @@ def main():
              h.run("alice", good))
         show("alice presents the token of pam/someone-else (not mapped)", h.run("alice", other))
         show("alice presents a token signed by an unknown key", h.run("alice", forged))
-        show("alice types a password instead of a token (the module answers PAM_IGNORE, "
-         "so a stack of this module alone denies)",
+        show("alice types a password instead of a token (not sent anywhere; the module "
+             "answers PAM_AUTH_ERR, PAM_IGNORE only with ignore_non_token)",
              h.run("alice", "hunter2"))
 
         print("\n--- the same first decision through the admin tool: "
