@@ -1,9 +1,17 @@
 """The module tests' world: a private PAM service directory and config per test,
 nss_wrapper users, and a runner for the real libpam driver (tests/tools/pam_driver.c)
 against the test API server. Everything captured is kept so that a test can scan it
-for any 16-character piece of the tokens used (SECURITY.md L01)."""
+for any 16-character piece of the tokens used (docs/security.md L01).
+
+In the sanitizer pass (KT_SANITIZER=1) and the valgrind pass (KT_VALGRIND=1) the helper
+and the k8stoken tool are checked too: the module runs the helper through a `helper=`
+wrapper script that execs it with ASAN_OPTIONS/UBSAN_OPTIONS log_path (the module gives
+the helper a fixed environment, so the wrapper sets them) or under valgrind with a
+log file; every report lands in the test's reports/ directory and fails the test."""
+import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -17,9 +25,22 @@ MODULE = os.path.join(BUILD, "pam_k8stoken.so")
 HELPER = os.path.join(BUILD, "k8stoken-review")
 DRIVER = os.path.join(BUILD, "tests", "pam_driver")
 SERVICE = "k8stoken-test"
+# The same stack for the many-process load tests (spawn()), with the plain helper in the
+# valgrind pass: 500 helpers under valgrind would take an hour; the other tests check it.
+LOAD_SERVICE = "k8stoken-load"
+SANITIZER = os.environ.get("KT_SANITIZER") == "1"
+VALGRIND = os.environ.get("KT_VALGRIND") == "1"
 # Under valgrind every process start costs ~0.5 s: deadlines are then not measurable.
-TIMED = os.environ.get("KT_VALGRIND") != "1"
+TIMED = not VALGRIND
+# The review deadlines of the test config. Under valgrind the helper itself runs under
+# valgrind: its TLS handshake alone can take a second, so the deadlines are longer.
+CONNECT_TIMEOUT = 5 if VALGRIND else 1
+TIMEOUT = 10 if VALGRIND else 3
+# The module's own limit for one review: timeout plus 1 s for the helper (decide.c).
+DEADLINE_MS = TIMEOUT * 1000 + 1000
 AUDIENCE = "pam-test"
+VALGRIND_CMD = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--track-fds=no"]
 
 PAM_RESULTS = {
     0: "PAM_SUCCESS", 4: "PAM_SYSTEM_ERR", 3: "PAM_SERVICE_ERR", 5: "PAM_BUF_ERR",
@@ -43,6 +64,18 @@ def nss_files(directory):
         for name, uid in USERS:
             f.write(f"{name}:x:{uid}:\n")
     return passwd, group
+
+
+def pam_module_dir():
+    """Where libpam-modules installed pam_faillock.so, for this machine's architecture."""
+    multiarch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True,
+                               text=True).stdout.strip()
+    candidates = [f"/usr/lib/{multiarch}/security", f"/lib/{multiarch}/security"] if multiarch else []
+    candidates += sorted(os.path.dirname(p) for p in glob.glob("/usr/lib/*/security/pam_faillock.so"))
+    for d in candidates:
+        if os.path.exists(os.path.join(d, "pam_faillock.so")):
+            return d
+    raise AssertionError(f"pam_faillock.so not found in {candidates} (package libpam-modules)")
 
 
 def sanitizer_preload():
@@ -110,6 +143,13 @@ class Harness:
     def __init__(self, api, tmp):
         self.api = api
         self.tmp = tmp
+        self.module, self.helper_bin, self.driver = MODULE, HELPER, DRIVER
+        # sanitizer and valgrind reports of the helper and the tool; writable by the
+        # unprivileged users some tests run as
+        self.reports = os.path.join(tmp, "reports")
+        os.mkdir(self.reports)
+        os.chmod(self.reports, 0o1777)
+        self.helper = self._helper_wrapper()
         self.secrets = [api.reviewer_token, api.admin_token]
         self.captured = []
         self.passwd, self.group = nss_files(tmp)
@@ -129,10 +169,90 @@ class Harness:
             f.write(text)
         os.chmod(path, mode)
 
+    def _helper_wrapper(self):
+        """The helper= program: the helper itself, or (sanitizer and valgrind passes) a
+        script that execs it so that its reports land in self.reports. The token comes on
+        stdin and the answer goes to stdout, both passed through by exec."""
+        if not (SANITIZER or VALGRIND):
+            return self.helper_bin
+        path = os.path.join(self.tmp, "helper-checked")
+        if VALGRIND:
+            run = " ".join(["/usr/bin/" + VALGRIND_CMD[0]] + VALGRIND_CMD[1:] +
+                           [f"--log-file={self.reports}/vg-helper.%p", self.helper_bin])
+        else:
+            run = (f"export ASAN_OPTIONS={self.sanitizer_options('asan-helper')}\n"
+                   f"export UBSAN_OPTIONS={self.sanitizer_options('asan-helper', ubsan=True)}\n"
+                   f"exec {self.helper_bin}")
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\n{run} "$@"\n' if SANITIZER else f'#!/bin/sh\nexec {run} "$@"\n')
+        os.chmod(path, 0o755)
+        return path
+
+    def sanitizer_options(self, name, ubsan=False):
+        """ASAN_OPTIONS (or UBSAN_OPTIONS) that write every report to reports/NAME.PID."""
+        log = f"log_path={self.reports}/{name}"
+        if ubsan:
+            return f"{log}:print_stacktrace=1:halt_on_error=1"
+        return f"{log}:detect_leaks=1:detect_stack_use_after_return=1"
+
+    def reports_found(self):
+        """Every non-empty sanitizer or valgrind report of this test, as text."""
+        found = []
+        for path in sorted(glob.glob(os.path.join(self.reports, "*"))):
+            text = open(path, errors="replace").read()
+            if os.path.basename(path).startswith("vg-"):
+                # valgrind's own notes ("--PID-- WARNING: unhandled syscall 434", i.e.
+                # pidfd_open, which spawn.c falls back from) are not reports; errors are "==PID=="
+                if not re.search(r"^==\d+==", text, re.M):
+                    continue
+            if text:
+                found.append(f"--- {os.path.basename(path)}\n{text}")
+        return found
+
+    def check_reports(self):
+        found = self.reports_found()
+        assert not found, "sanitizer/valgrind reports:\n" + "\n".join(found)[:20000]
+
+    def tool_command(self, args, name="tool"):
+        """The k8stoken tool with args (its --helper is the checked one), under valgrind in
+        the valgrind pass; run it with tool_env()."""
+        cmd = [os.path.join(os.path.dirname(self.helper_bin), "k8stoken"), *args]
+        if VALGRIND:
+            cmd = VALGRIND_CMD + [f"--log-file={self.reports}/vg-{name}.%p"] + cmd
+        return cmd
+
+    def tool_env(self, name="tool"):
+        env = self.driver_env()
+        if SANITIZER:
+            env["ASAN_OPTIONS"] = self.sanitizer_options(f"asan-{name}")
+            env["UBSAN_OPTIONS"] = self.sanitizer_options(f"asan-{name}", ubsan=True)
+        return env
+
+    def stage_for_other_users(self):
+        """Copies the module, helper, tool and driver into a world-readable directory of
+        this test, so that a test running as another user does not depend on the
+        permissions of the directories above the checkout (a clone under a 0700 home)."""
+        stage = os.path.join(self.tmp, "stage")
+        os.mkdir(stage)
+        os.chmod(stage, 0o755)
+        copies = {}
+        for src in (MODULE, HELPER, DRIVER, os.path.join(BUILD, "k8stoken")):
+            dst = os.path.join(stage, os.path.basename(src))
+            shutil.copy2(src, dst)
+            os.chmod(dst, 0o755)
+            copies[src] = dst
+        self.module, self.helper_bin, self.driver = copies[MODULE], copies[HELPER], copies[DRIVER]
+        self.helper = self._helper_wrapper()
+        self.write_service()
+
     def write_conf(self, servers=None, audiences=(AUDIENCE,), rules=None, extra="",
                    ca_file=None, credential=None, cache_ttl=0, negative_cache_ttl=0,
-                   cache_dir=None):
-        """Writes the test config; the cache is off unless cache_ttl is given."""
+                   cache_dir=None, timeout=TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
+                   local_verify="no"):
+        """Writes the test config; the cache is off unless cache_ttl is given. Local
+        verification is off (local_verify = no) so that the TokenReview path is what these
+        tests exercise; tests/module/test_local_verify.py passes local_verify=None (the
+        product's default, auto) or "yes"."""
         self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
         servers = servers or [self.api.url]
         self.servers = list(servers)
@@ -146,15 +266,18 @@ class Harness:
         lines.append(f"ca_file = {ca_file or self.api.ca_file}")
         lines.append(credential or f"reviewer_token_file = {self.reviewer_file}")
         lines += [f"audience = {a}" for a in audiences]
-        lines += ["connect_timeout = 1", "timeout = 3", f"cache_dir = {self.cache_dir}",
+        lines += [f"connect_timeout = {connect_timeout}", f"timeout = {timeout}",
+                  f"cache_dir = {self.cache_dir}",
                   f"cache_ttl = {cache_ttl}", f"negative_cache_ttl = {negative_cache_ttl}"]
+        if local_verify is not None:
+            lines.append(f"local_verify = {local_verify}")
         lines += [l for l in extra.splitlines() if l.strip()]
         lines += rules
         self._write_private(self.conf, "\n".join(lines) + "\n", 0o644)
 
-    def module_line(self):
-        helper = "" if "helper=" in self.args else f" helper={HELPER}"
-        return f"{MODULE} conf={self.conf}{helper} {self.args}".rstrip()
+    def module_line(self, helper=None):
+        helper = "" if "helper=" in self.args else f" helper={helper or self.helper}"
+        return f"{self.module} conf={self.conf}{helper} {self.args}".rstrip()
 
     def write_service(self, args=None, stack=None):
         if args is not None:
@@ -162,6 +285,10 @@ class Harness:
         line = self.module_line()
         stack = stack or [f"auth required {line}", f"account required {line}"]
         with open(os.path.join(self.confdir, SERVICE), "w") as f:
+            f.write("\n".join(stack) + "\n")
+        if VALGRIND:
+            stack = [l.replace(line, self.module_line(self.helper_bin)) for l in stack]
+        with open(os.path.join(self.confdir, LOAD_SERVICE), "w") as f:
             f.write("\n".join(stack) + "\n")
         with open(os.path.join(self.confdir, "other"), "w") as f:
             f.write("auth required pam_deny.so\naccount required pam_deny.so\n")
@@ -192,7 +319,7 @@ class Harness:
             "KT_TEST_SYSLOG": os.path.join(self.tmp, "syslog"),
         }
         preload = ["libnss_wrapper.so"]
-        if os.environ.get("KT_SANITIZER") == "1":
+        if SANITIZER:
             preload.insert(0, sanitizer_preload())
             env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
             env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
@@ -201,17 +328,19 @@ class Harness:
         return env
 
     def run(self, user, answers=None, rhost=None, acct=False, sigchld=None, extra_env=None,
-            timeout=60, prefix=None):
+            timeout=60, prefix=None, set_user=None, conv_fail=None):
         """Runs one pam_authenticate for user with the given conversation answers.
-        prefix: a command to run the driver under (e.g. setpriv); the answers file is
-        then readable by all and the log goes wherever extra_env's KT_TEST_SYSLOG says."""
+        prefix: a command to run the driver under (e.g. setpriv; call
+        stage_for_other_users() first); the answers file is then readable by all and the
+        log goes wherever extra_env's KT_TEST_SYSLOG says. set_user: PAM_USER is changed
+        to it before pam_acct_mgmt; conv_fail: the driver's --conv-fail."""
         if isinstance(answers, str):
             answers = [answers]
         env = self.driver_env(extra_env)
         log_path = env["KT_TEST_SYSLOG"]
         if os.path.exists(log_path):
             os.unlink(log_path)
-        cmd = [DRIVER, "--confdir", self.confdir, "--service", SERVICE]
+        cmd = [self.driver, "--confdir", self.confdir, "--service", SERVICE]
         if user is not None:
             cmd += ["--user", user]
         if answers is not None:
@@ -225,9 +354,12 @@ class Harness:
             cmd.append("--acct")
         if sigchld:
             cmd += ["--sigchld", sigchld]
-        if os.environ.get("KT_VALGRIND") == "1":
-            cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
-                   "--errors-for-leak-kinds=definite", "--track-fds=no"] + cmd
+        if set_user is not None:
+            cmd += ["--set-user", set_user]
+        if conv_fail is not None:
+            cmd += ["--conv-fail", conv_fail]
+        if VALGRIND:
+            cmd = VALGRIND_CMD + cmd
         cmd = list(prefix or []) + cmd
         start = time.monotonic()
         proc = subprocess.run(cmd, env=env, capture_output=True,
@@ -238,7 +370,7 @@ class Harness:
         self.captured += [proc.stdout, proc.stderr, log_text]
         assert proc.returncode == 0, f"driver failed (valgrind/sanitizer?): {result!r}"
         assert result.code is not None, result
-        if user is not None and result.user is not None:
+        if user is not None and result.user is not None and set_user is None:
             assert result.user == escaped(user), "PAM_USER changed"  # D09: never changed
         return result
 
@@ -249,7 +381,7 @@ class Harness:
         self._write_private(path, "".join(t + "\0" for t in tokens))
         log_path = os.path.join(self.tmp, f"syslog-{tag}")
         env = self.driver_env(dict(extra_env or {}, KT_TEST_SYSLOG=log_path))
-        cmd = [DRIVER, "--confdir", self.confdir, "--service", SERVICE, "--user", user,
+        cmd = [self.driver, "--confdir", self.confdir, "--service", LOAD_SERVICE, "--user", user,
                "--answers-each", path, "--repeat", str(len(tokens))]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, errors="replace")

@@ -1,4 +1,4 @@
-"""PAM stack semantics of the documented stacks, through the real libpam (SECURITY.md H04, H06).
+"""PAM stack semantics of the documented stacks, through the real libpam (docs/security.md H04, H06).
 
 H04: with the faillock stack of conf/pam.d/faillock-k8stoken an API server outage
 (PAM_AUTHINFO_UNAVAIL) denies the login but is NOT counted by pam_faillock, while a wrong
@@ -19,9 +19,9 @@ import subprocess
 
 import pytest
 
-from harness import ROOT
+from harness import ROOT, pam_module_dir
 
-PAMDIR = "/usr/lib/x86_64-linux-gnu/security"
+PAMDIR = pam_module_dir()
 FAILLOCK = os.path.join(PAMDIR, "pam_faillock.so")
 DENY = os.path.join(PAMDIR, "pam_deny.so")
 PERMIT = os.path.join(PAMDIR, "pam_permit.so")
@@ -31,8 +31,6 @@ TR = "/apis/authentication.k8s.io/v1/tokenreviews"
 # The module's control in the documented faillock stack, and the naive one (counts outages).
 FAILLOCK_CONTROL = "[success=1 authinfo_unavail=die service_err=die ignore=ignore default=bad]"
 NAIVE_CONTROL = "[success=1 default=bad]"
-
-pytestmark = pytest.mark.skipif(not os.path.exists(FAILLOCK), reason="pam_faillock missing")
 
 
 def closed_port():
@@ -99,9 +97,10 @@ def test_h04_outage_denies_but_is_not_counted(h, fl_dir, kind):
     h.write_service(stack=faillock_stack(h, fl_dir, FAILLOCK_CONTROL))
     outage(h, kind)
     token = h.token()
+    reason = {"unreachable": "transport", "http-503": "http_status"}[kind]
     for _ in range(4):
         r = h.run("alice", token)
-        assert r.code == "PAM_AUTHINFO_UNAVAIL", r
+        assert (r.code, r.decision()["reason"]) == ("PAM_AUTHINFO_UNAVAIL", reason), r
     assert failures(fl_dir) == 0
 
 
@@ -109,10 +108,12 @@ def test_h04_wrong_tokens_and_passwords_are_counted(h, fl_dir):
     h.write_service(stack=faillock_stack(h, fl_dir, FAILLOCK_CONTROL))
     other = h.token(name="other-user")
     for _ in range(3):
-        assert h.run("alice", other).code == "PAM_AUTH_ERR"
+        r = h.run("alice", other)
+        assert (r.code, r.decision()["reason"]) == ("PAM_AUTH_ERR", "not_mapped"), r
     assert failures(fl_dir) == 3
-    # a password typed at the token prompt: the module ignores it, faillock counts it
-    assert h.run("alice", "hunter2").code != "PAM_SUCCESS"
+    # a password typed at the token prompt: refused, and faillock counts it
+    r = h.run("alice", "hunter2")
+    assert (r.code, r.decision()["reason"]) == ("PAM_AUTH_ERR", "not_jwt"), r
     assert failures(fl_dir) == 4
 
 
@@ -130,7 +131,8 @@ def test_h04_success_resets_and_lockout_still_applies(h, fl_dir):
         h.run("alice", other)
     h.api.reset_requests()
     r = h.run("alice", h.token())
-    assert r.code != "PAM_SUCCESS"
+    assert r.code == "PAM_AUTH_ERR", r       # pam_faillock preauth: locked
+    assert r.decision() is None, r           # the module was never asked
     assert h.api.requests()["counts"].get(TR, 0) == 0
 
 
@@ -140,7 +142,8 @@ def test_h04_naive_stack_locks_users_out_during_an_outage(h, fl_dir):
     outage(h, "http-503")
     token = h.token()
     for _ in range(3):
-        assert h.run("alice", token).code != "PAM_SUCCESS"
+        r = h.run("alice", token)
+        assert (r.code, r.decision()["reason"]) == ("PAM_AUTHINFO_UNAVAIL", "http_status"), r
     assert failures(fl_dir) == 3
 
 
@@ -172,7 +175,18 @@ def answer(h, case):
     raise AssertionError(case)
 
 
+H06_MODULE = {  # case: (the module's own result, its reason; None: no decision line)
+    "valid": ("PAM_SUCCESS", "ok"), "other-sa": ("PAM_AUTH_ERR", "not_mapped"),
+    "not-a-token": ("PAM_AUTH_ERR", "not_jwt"), "empty": ("PAM_AUTH_ERR", "empty_token"),
+    "unknown-user": ("PAM_USER_UNKNOWN", "unknown_user"),
+    "unreachable": ("PAM_AUTHINFO_UNAVAIL", "transport"),
+    "http-503": ("PAM_AUTHINFO_UNAVAIL", "http_status"),
+    "bad-config": ("PAM_SERVICE_ERR", None),
+}
+
+
 @pytest.mark.parametrize("example,control", TOKEN_ONLY)
+
 @pytest.mark.parametrize("case", ["valid", "other-sa", "not-a-token", "empty", "unknown-user",
                                   "unreachable", "http-503", "bad-config"])
 def test_h06_token_only_stacks_never_fail_open(h, example, control, case):
@@ -185,7 +199,13 @@ def test_h06_token_only_stacks_never_fail_open(h, example, control, case):
                            f"auth required {PERMIT}"])
     user, token = answer(h, case)
     r = h.run(user, token)
-    if case == "valid":
-        assert r.code == "PAM_SUCCESS", r
+    code, reason = H06_MODULE[case]
+    d = r.decision()
+    if reason is None:
+        assert d is None, r
     else:
-        assert r.code != "PAM_SUCCESS", r
+        assert d is not None and d["reason"] == reason, r
+    # [success=done default=die] ends with the module's own result; `sufficient` goes on
+    # to `requisite pam_deny.so` on any failure
+    expect = code if case == "valid" or control.startswith("[") else "PAM_AUTH_ERR"
+    assert r.code == expect, r

@@ -1,4 +1,4 @@
-"""SECURITY.md D01-D10, D13, E01, E06, L02-L04: what the module does with what PAM
+"""docs/security.md D01-D10, D13, E01, E06, L02-L04: what the module does with what PAM
 hands it, with its own arguments, and with a hostile environment."""
 import base64
 import json
@@ -8,11 +8,11 @@ import subprocess
 
 import pytest
 
-from harness import AUDIENCE, HELPER
+from harness import AUDIENCE
 from listeners import CountingListener
 
 TR = "/apis/authentication.k8s.io/v1/tokenreviews"
-IGNORED = "PAM_PERM_DENIED"   # a stack whose only module says PAM_IGNORE denies with this
+IGNORED = "PAM_AUTH_ERR"   # a non-token answer: refused unless ignore_non_token is given
 JUNK = "\b\n\r\177INCORRECT"  # what sshd passes for invalid users and refused root
 
 
@@ -32,9 +32,16 @@ def reviews(h):
 
 
 def assert_local_only(h, r, code, reason):
-    assert r.code == code, r
-    assert r.decision()["reason"] == reason
+    assert_outcome(r, code, reason)
     assert reviews(h) == 0
+
+
+def assert_outcome(r, code, reason):
+    assert r.code == code, r
+    d = r.decision()
+    assert d is not None, r
+    assert d["reason"] == reason, r
+    assert d["verdict"] == ("allow" if code == "PAM_SUCCESS" else "deny"), r
 
 
 def test_d01_empty_and_null_answers(h):
@@ -68,7 +75,7 @@ def pad_to_length(h, length):
 def test_d03_length_boundaries_accepted(h, length):
     tok = pad_to_length(h, length)
     assert length <= len(tok) <= length + 4
-    assert h.run("alice", tok).code == "PAM_SUCCESS"
+    assert_outcome(h.run("alice", tok), "PAM_SUCCESS", "ok")
 
 
 # NUL is not among them: a PAM answer is a C string and ends there (the unit tests
@@ -79,8 +86,8 @@ def test_d04_forbidden_characters_refused_locally(h, bad):
     tok = tok[:100] + bad + tok[100:]
     h.api.reset_requests()
     r = h.run("alice", tok)
-    assert r.code in (IGNORED, "PAM_AUTH_ERR")
-    assert reviews(h) == 0
+    assert_local_only(h, r, IGNORED, "not_jwt")
+    assert "fp" not in r.decision()
 
 
 def test_d05_json_injection_never_rewrites_the_request(h):
@@ -89,7 +96,7 @@ def test_d05_json_injection_never_rewrites_the_request(h):
     r = h.run("alice", injection)
     assert_local_only(h, r, IGNORED, "not_jwt")
     # The helper itself (which does no shape check) must send it as one literal string.
-    proc = subprocess.run([HELPER, "--conf", h.conf], input=injection.encode(),
+    proc = subprocess.run([h.helper, "--conf", h.conf], input=injection.encode(),
                           capture_output=True, env={"PATH": "/usr/bin:/bin"})
     h.captured.append(proc.stdout.decode(errors="replace"))
     assert b"reason ok" in proc.stdout
@@ -105,7 +112,7 @@ def test_no_fingerprint_of_a_password(h):
 
 @pytest.mark.parametrize("user", ["root", "sysuser", "nosuchuser"])
 def test_password_is_left_to_the_next_module_for_every_account(h, user):
-    h.write_service(stack=[f"auth [success=done ignore=ignore default=die] {h.module_line()}",
+    h.write_service(stack=[f"auth [success=done ignore=ignore default=die] {h.module_line()} ignore_non_token",
                            "auth required pam_permit.so"])
     h.api.reset_requests()
     r = h.run(user, "correct horse battery staple")
@@ -154,8 +161,7 @@ def test_d07_sshd_junk_password(h, length, user):
 def test_d08_bad_or_unknown_user(h, user):
     h.api.reset_requests()
     r = h.run(user, h.token())
-    assert r.code == "PAM_USER_UNKNOWN"
-    assert reviews(h) == 0
+    assert_local_only(h, r, "PAM_USER_UNKNOWN", "unknown_user")
     line = [l for l in r.log_lines() if l.startswith("deny")][0]
     assert "user=(unknown)" in line
     if len(user) > 2:
@@ -164,14 +170,41 @@ def test_d08_bad_or_unknown_user(h, user):
 
 def test_d09_token_for_another_user(h):
     r = h.run("bob", h.token())
-    assert r.code == "PAM_AUTH_ERR"
-    assert r.decision()["reason"] == "not_mapped"
+    assert_outcome(r, "PAM_AUTH_ERR", "not_mapped")
     assert r.user == "bob"
 
 
-def test_d09_deny_rule_wins(h):
-    r = h.run("alice", h.token(ns="kube-system", name="alice"),)
-    assert r.code == "PAM_AUTH_ERR"
+@pytest.mark.parametrize("order", ["deny-last", "deny-first"])
+def test_d09_deny_rule_wins_over_a_matching_map_rule(h, order):
+    """`map serviceaccount:*/* {name}` maps kube-system/alice to alice; the deny rule for
+    kube-system/* refuses it anyway, in either order (the control run shows the map
+    rule alone allows it)."""
+    rules = ["map serviceaccount:*/* {name}", "deny serviceaccount:kube-system/*"]
+    if order == "deny-first":
+        rules.reverse()
+    token = h.token(ns="kube-system", name="alice")
+    h.write_conf(rules=[rules[0] if "map" in rules[0] else rules[1]])
+    r = h.run("alice", token)
+    assert_outcome(r, "PAM_SUCCESS", "ok")          # the map rule matches
+    h.write_conf(rules=rules)
+    r = h.run("alice", token)
+    assert_outcome(r, "PAM_AUTH_ERR", "deny_rule")
+    assert r.decision()["sa"] == "kube-system/alice"
+    other = h.token(ns="team-x", name="alice")      # other namespaces still map
+    assert_outcome(h.run("alice", other), "PAM_SUCCESS", "ok")
+
+
+def test_d09_group_rule_matching_the_last_group(h):
+    """Real tokens' groups are [system:serviceaccounts, system:serviceaccounts:NS,
+    system:authenticated]: a rule on the last one must be seen."""
+    h.write_conf(rules=["map group:system:authenticated robot"])
+    r = h.run("robot", h.token())
+    assert_outcome(r, "PAM_SUCCESS", "ok")
+    assert r.env["K8S_GROUPS"].split(",")[-1] == "system:authenticated"
+    h.write_conf(rules=["map group:system:serviceaccounts:pam robot"])   # the middle one
+    assert_outcome(h.run("robot", h.token()), "PAM_SUCCESS", "ok")
+    h.write_conf(rules=["map group:system:authenticate robot"])          # a prefix: no
+    assert_outcome(h.run("robot", h.token()), "PAM_AUTH_ERR", "not_mapped")
 
 
 @pytest.mark.parametrize("user", ["root", "sysuser"])
@@ -184,12 +217,18 @@ def test_d10_system_accounts_refused(h, user):
 
 def test_d10_root_only_with_allow_root(h):
     h.write_conf(rules=["map serviceaccount:pam/pam-user root"], extra="allow_root = yes")
-    assert h.run("root", h.token()).code == "PAM_SUCCESS"
+    assert_outcome(h.run("root", h.token()), "PAM_SUCCESS", "ok")
 
 
-def test_d10_min_uid_lowered(h):
-    h.write_conf(rules=["map serviceaccount:pam/pam-user sysuser"], extra="min_uid = 500")
-    assert h.run("sysuser", h.token()).code == "PAM_SUCCESS"
+@pytest.mark.parametrize("min_uid,outcome", [
+    (500, ("PAM_SUCCESS", "ok")), (501, ("PAM_AUTH_ERR", "uid_policy")),
+])
+def test_d10_min_uid_is_exact(h, min_uid, outcome):
+    """sysuser has uid 500: min_uid 500 admits it, 501 does not."""
+    h.write_conf(rules=["map serviceaccount:pam/pam-user sysuser"], extra=f"min_uid = {min_uid}")
+    h.api.reset_requests()
+    assert_outcome(h.run("sysuser", h.token()), *outcome)
+    assert reviews(h) == (1 if outcome[0] == "PAM_SUCCESS" else 0)
 
 
 @pytest.mark.parametrize("args", ["bogus", "conf", "debug=1", "use_first_pass try_first_pass",
@@ -197,14 +236,24 @@ def test_d10_min_uid_lowered(h):
 def test_d13_bad_module_arguments(h, args):
     h.write_service(args=args)
     r = h.run("alice", h.token())
-    assert r.code == "PAM_SERVICE_ERR"
+    assert_config_refused(r)
+
+
+def assert_config_refused(r, message=None):
+    """PAM_SERVICE_ERR, one "configuration refused: ..." line at priority err, no decision."""
+    assert r.code == "PAM_SERVICE_ERR", r
+    assert r.decision() is None, r
+    refused = re.findall(r"^syslog (\d) pam_k8stoken\S* configuration refused: (.*)$", r.log, re.M)
+    assert len(refused) == 1 and refused[0][0] == "3", r
+    if message is not None:
+        assert refused[0][1] == message, r
 
 
 def test_d13_debug_changes_no_outcome(h):
     h.write_service(args="debug")
-    assert h.run("alice", h.token()).code == "PAM_SUCCESS"
-    assert h.run("bob", h.token()).code == "PAM_AUTH_ERR"
-    assert h.run("alice", shaped_jwt()).code == "PAM_AUTH_ERR"
+    assert_outcome(h.run("alice", h.token()), "PAM_SUCCESS", "ok")
+    assert_outcome(h.run("bob", h.token()), "PAM_AUTH_ERR", "not_mapped")
+    assert_outcome(h.run("alice", shaped_jwt()), "PAM_AUTH_ERR", "unauthenticated")
 
 
 @pytest.mark.parametrize("mode,owner", [(0o666, 0), (0o664, 0), (0o644, 65534)])
@@ -212,13 +261,13 @@ def test_config_file_must_be_safe(h, mode, owner):
     os.chmod(h.conf, mode)
     os.chown(h.conf, owner, 0)
     r = h.run("alice", h.token())
-    assert r.code == "PAM_SERVICE_ERR"
-    assert any("configuration refused" in l for l in r.log_lines())
+    why = (f"is owned by uid {owner}, expected 0" if owner else "is writable by group or others")
+    assert_config_refused(r, f"{h.conf} {why}")
 
 
 def test_missing_config_file(h):
     os.unlink(h.conf)
-    assert h.run("alice", h.token()).code == "PAM_SERVICE_ERR"
+    assert_config_refused(h.run("alice", h.token()), f"{h.conf} does not exist")
 
 
 def test_e01_hostile_environment_changes_nothing(h):
@@ -238,10 +287,12 @@ def test_e01_hostile_environment_changes_nothing(h):
     }
     try:
         tok = h.token()
-        clean = [h.run("alice", tok).code, h.run("bob", tok).code]
-        dirty = [h.run("alice", tok, extra_env=hostile).code,
-                 h.run("bob", tok, extra_env=hostile).code]
-        assert clean == dirty == ["PAM_SUCCESS", "PAM_AUTH_ERR"]
+
+        def outcomes(env):
+            runs = [h.run("alice", tok, extra_env=env), h.run("bob", tok, extra_env=env)]
+            return [(r.code, r.decision()["reason"]) for r in runs]
+        assert outcomes(None) == outcomes(hostile) == [("PAM_SUCCESS", "ok"),
+                                                      ("PAM_AUTH_ERR", "not_mapped")]
         assert not os.path.exists(keylog)
         assert proxy.connections == 0
     finally:
@@ -251,8 +302,8 @@ def test_e01_hostile_environment_changes_nothing(h):
 @pytest.mark.parametrize("sigchld", ["reap", "ignore"])
 def test_e06_host_sigchld_handling(h, sigchld):
     tok = h.token()
-    assert h.run("alice", tok, sigchld=sigchld).code == "PAM_SUCCESS"
-    assert h.run("bob", tok, sigchld=sigchld).code == "PAM_AUTH_ERR"
+    assert_outcome(h.run("alice", tok, sigchld=sigchld), "PAM_SUCCESS", "ok")
+    assert_outcome(h.run("bob", tok, sigchld=sigchld), "PAM_AUTH_ERR", "not_mapped")
 
 
 def test_l02_success_line_fields(h):
@@ -295,16 +346,23 @@ def test_l03_server_error_text_is_escaped_and_capped(h):
 
 
 def test_l04_client_sees_only_the_prompt(h):
-    cases = [("alice", h.token()), ("bob", h.token()), ("nosuchuser", h.token()),
-             ("alice", "password")]
+    cases = [("alice", h.token(), "PAM_AUTHINFO_UNAVAIL", "http_status"),
+             ("bob", h.token(), "PAM_AUTH_ERR", "not_mapped"),
+             ("nosuchuser", h.token(), "PAM_USER_UNKNOWN", "unknown_user"),
+             ("alice", "password", IGNORED, "not_jwt")]
     h.api.add_fault(path=TR, status=503, times=1)
-    for user, tok in cases:
+    for user, tok, code, reason in cases:
         r = h.run(user, tok)
+        assert_outcome(r, code, reason)
         assert r.prompts == ["off Kubernetes token: "], r.prompts
+
 
 
 def test_acct_mgmt_only_vouches_for_its_own_success(h):
     assert h.run("alice", h.token(), acct=True).acct == "PAM_SUCCESS"
     r = h.run("bob", h.token(), acct=True)
-    assert r.code == "PAM_AUTH_ERR"
-    assert r.acct != "PAM_SUCCESS"
+    assert_outcome(r, "PAM_AUTH_ERR", "not_mapped")
+    # the module ignores it; a stack with nothing else then denies (test_promises.py tells
+    # PAM_IGNORE from PAM_PERM_DENIED apart)
+    assert r.acct == "PAM_PERM_DENIED"
+

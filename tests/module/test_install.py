@@ -1,4 +1,4 @@
-"""make install: PRODUCT's paths under DESTDIR, modes, and a sample configuration that
+"""make install: the paths of docs/design.md §2 under DESTDIR, modes, and a sample configuration that
 parses and is never overwritten."""
 import os
 import subprocess

@@ -1,18 +1,17 @@
-"""k8stoken check and k8stoken selftest (PRODUCT §9): same decisions as the module,
-clear output, exit codes 0 allow/healthy, 1 deny, 2 unavailable, 3 usage/config."""
+"""k8stoken check and k8stoken selftest (docs/design.md §9): same decisions as the module,
+clear output, exit codes 0 allow/healthy, 1 deny, 2 unavailable, 3 usage/config.
+In the sanitizer and valgrind passes the tool and the helper it runs are checked too
+(harness.tool_command): any report fails the test."""
 import os
 import subprocess
 
 import pytest
 
-from harness import BUILD, HELPER
-
-TOOL = os.path.join(BUILD, "k8stoken")
-
 
 def tool(h, *args, stdin=""):
-    proc = subprocess.run([TOOL, *args, "--conf", h.conf, "--helper", HELPER], input=stdin,
-                          text=True, capture_output=True, env=h.driver_env(), timeout=60)
+    proc = subprocess.run(h.tool_command([*args, "--conf", h.conf, "--helper", h.helper]),
+                          input=stdin, text=True, capture_output=True, env=h.tool_env(),
+                          timeout=120)
     h.captured += [proc.stdout, proc.stderr]
     return proc
 
@@ -55,7 +54,7 @@ def test_check_refuses_bad_config(h):
     os.chmod(h.conf, 0o666)
     proc = tool(h, "check", "--user", "alice", stdin=h.token())
     assert proc.returncode == 3
-    assert "configuration refused" in proc.stderr
+    assert f"configuration refused: {h.conf} is writable by group or others" in proc.stderr
 
 
 def test_selftest_healthy(h):
@@ -82,8 +81,13 @@ def test_selftest_names_each_server(h):
     assert "1 of 2 servers healthy" in proc.stdout
 
 
-@pytest.mark.parametrize("args", [[], ["frobnicate"], ["check", "--bogus"]])
-def test_usage_errors(args):
-    proc = subprocess.run([TOOL, *args], capture_output=True, text=True)
-    assert proc.returncode == 3
-    assert "usage: k8stoken" in proc.stderr or "unexpected argument" in proc.stderr
+@pytest.mark.parametrize("args,message", [
+    ([], "usage: k8stoken"), (["frobnicate"], "usage: k8stoken"),
+    (["check", "--bogus"], "unexpected argument"),
+])
+def test_usage_errors(h, args, message):
+    proc = subprocess.run(h.tool_command(args), capture_output=True, text=True,
+                          env=h.tool_env(), timeout=120)
+    h.captured += [proc.stdout, proc.stderr]
+    assert proc.returncode == 3, proc
+    assert message in proc.stderr, proc.stderr

@@ -1,4 +1,4 @@
-"""SECURITY.md B01-B09 and C01-C05: TLS, redirects, the reviewer credential, outages
+"""docs/security.md B01-B09 and C01-C05: TLS, redirects, the reviewer credential, outages
 and deadlines. Time-to-deny figures are printed for the closing report (run pytest -s)."""
 import os
 import re
@@ -8,15 +8,24 @@ import tempfile
 
 import pytest
 
-from harness import TIMED
+from harness import CONNECT_TIMEOUT, DEADLINE_MS, TIMEOUT
 
 import ktest
 from listeners import (Blackhole, CountingListener, RecordingTLSServer, closed_port,
                        self_signed_cert)
 
 TR = "/apis/authentication.k8s.io/v1/tokenreviews"
-TIMEOUT = 3          # the harness config: timeout = 3
-CONNECT_TIMEOUT = 1  # connect_timeout = 1
+# The deadlines here are upper bounds that hold under ASan and valgrind on a loaded 2-core
+# machine: the module's own limit (DEADLINE_MS, it kills the helper then) plus a second
+# of slack. The times themselves are figures for the benchmark (printed with pytest -s).
+SLACK_MS = 1000
+
+
+def outcome(r, code, reason):
+    assert r.code == code, r
+    d = r.decision()
+    assert d is not None and d["reason"] == reason, r
+    return int(d["ms"])
 
 
 def other_server(tmp, cert):
@@ -87,8 +96,11 @@ def test_b02_b03_bad_server_certificate(h, tmp, cert):
 def test_b04_only_https_urls(h, url):
     h.write_conf(servers=[url])
     r = h.run("alice", "x.y.z")
-    assert r.code == "PAM_SERVICE_ERR"
-    assert any("configuration refused" in l and "server" in l for l in r.log_lines())
+    assert r.code == "PAM_SERVICE_ERR", r
+    assert r.decision() is None, r          # refused before any decision
+    refused = [l for l in r.log_lines() if l.startswith("configuration refused: ")]
+    assert len(refused) == 1 and refused[0].startswith(f"configuration refused: {h.conf}:1: "), r
+    assert re.search(r"^syslog 3 pam_k8stoken\S* configuration refused: ", r.log, re.M)
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
@@ -138,7 +150,7 @@ def test_b08_http2_not_offered(h):
     try:
         h.write_conf(servers=[f"https://127.0.0.1:{server.port}"], ca_file=cert)
         r = h.run("alice", h.token())
-        assert r.code == "PAM_AUTHINFO_UNAVAIL"
+        outcome(r, "PAM_AUTHINFO_UNAVAIL", "http_status")   # the recorder answers 503
         assert len(server.handshakes) == 1
         version, alpn = server.handshakes[0]
         assert alpn in (None, "http/1.1")
@@ -182,23 +194,20 @@ def test_b09_bad_reviewer_credential(h, problem):
 
 def test_b09_trailing_newline_trimmed_and_rotation_picked_up(h):
     h._write_private(h.reviewer_file, h.api.reviewer_token + "\n")
-    assert h.run("alice", h.token()).code == "PAM_SUCCESS"
+    outcome(h.run("alice", h.token()), "PAM_SUCCESS", "ok")
     other = h.token(ns="pam", name="not-a-reviewer")  # valid SA without RBAC rights
     h._write_private(h.reviewer_file, other)
-    r = h.run("alice", h.token())
-    assert r.code == "PAM_AUTHINFO_UNAVAIL"
-    assert r.decision()["reason"] == "reviewer_rejected"
+    outcome(h.run("alice", h.token()), "PAM_AUTHINFO_UNAVAIL", "reviewer_rejected")
     h._write_private(h.reviewer_file, h.api.reviewer_token)
-    assert h.run("alice", h.token()).code == "PAM_SUCCESS"
+    outcome(h.run("alice", h.token()), "PAM_SUCCESS", "ok")
 
 
 def test_c01_port_closed(h):
     h.write_conf(servers=[f"https://127.0.0.1:{closed_port()}"])
     r = h.run("alice", h.token())
-    assert r.code == "PAM_AUTHINFO_UNAVAIL"
-    assert r.decision()["reason"] == "transport"
-    figure("refused port", r.elapsed)
-    assert not TIMED or r.elapsed < 1.0
+    ms = outcome(r, "PAM_AUTHINFO_UNAVAIL", "transport")
+    figure("refused port", ms / 1000)
+    assert ms < TIMEOUT * 1000, "a refused connection must not wait for the timeout"
 
 
 def test_c02_blackhole_fails_at_connect_deadline(h):
@@ -206,10 +215,10 @@ def test_c02_blackhole_fails_at_connect_deadline(h):
     try:
         h.write_conf(servers=[f"https://127.0.0.1:{hole.port}"])
         r = h.run("alice", h.token())
-        assert r.code == "PAM_AUTHINFO_UNAVAIL"
-        assert r.decision()["reason"] in ("timeout", "transport")
-        figure(f"blackhole (connect_timeout {CONNECT_TIMEOUT} s)", r.elapsed)
-        assert not TIMED or CONNECT_TIMEOUT * 0.9 <= r.elapsed <= CONNECT_TIMEOUT * 1.1 + 0.3
+        ms = outcome(r, "PAM_AUTHINFO_UNAVAIL", "timeout")
+        figure(f"blackhole (connect_timeout {CONNECT_TIMEOUT} s)", ms / 1000)
+        # not before connect_timeout; within the module's deadline
+        assert CONNECT_TIMEOUT * 1000 * 0.9 <= ms <= DEADLINE_MS + SLACK_MS
     finally:
         hole.close()
 
@@ -219,7 +228,7 @@ def test_c02_failover_to_second_server_within_deadline(h):
     try:
         h.write_conf(servers=[f"https://127.0.0.1:{hole.port}", h.api.url])
         r = h.run("alice", h.token())
-        assert r.code == "PAM_SUCCESS"
+        outcome(r, "PAM_SUCCESS", "ok")
         assert r.decision()["server"] == h.api.url
     finally:
         hole.close()
@@ -231,36 +240,36 @@ def test_c03_tls_handshake_stall(h):
     try:
         h.write_conf(servers=[f"https://127.0.0.1:{silent.port}"])
         r = h.run("alice", h.token())
-        assert r.code == "PAM_AUTHINFO_UNAVAIL"
-        assert r.decision()["reason"] == "timeout"
-        figure(f"TLS handshake stall (connect_timeout {CONNECT_TIMEOUT} s)", r.elapsed)
-        assert not TIMED or CONNECT_TIMEOUT * 0.9 <= r.elapsed <= CONNECT_TIMEOUT * 1.1 + 0.3
+        ms = outcome(r, "PAM_AUTHINFO_UNAVAIL", "timeout")
+        figure(f"TLS handshake stall (connect_timeout {CONNECT_TIMEOUT} s)", ms / 1000)
+        # bounded by connect_timeout, not by the (longer) timeout
+        assert CONNECT_TIMEOUT * 1000 * 0.9 <= ms < TIMEOUT * 1000
         assert silent.connections == 1
     finally:
         silent.close()
 
 
 def test_c03_server_never_answers(h):
-    h.api.add_fault(path=TR, latency_ms=20000, times=1)
+    h.api.add_fault(path=TR, latency_ms=(TIMEOUT + 20) * 1000, times=1)
     r = h.run("alice", h.token())
-    assert r.code == "PAM_AUTHINFO_UNAVAIL"
-    assert r.decision()["reason"] == "timeout"
-    figure(f"no answer (timeout {TIMEOUT} s)", r.elapsed)
-    assert not TIMED or TIMEOUT * 0.9 <= r.elapsed <= TIMEOUT * 1.1 + 0.3
+    ms = outcome(r, "PAM_AUTHINFO_UNAVAIL", "timeout")
+    figure(f"no answer (timeout {TIMEOUT} s)", ms / 1000)
+    assert TIMEOUT * 1000 * 0.9 <= ms <= DEADLINE_MS + SLACK_MS
 
 
 def test_c04_trickle(h):
     h.api.add_fault(path=TR, trickle_bps=1, times=1)
     r = h.run("alice", h.token())
-    assert r.code == "PAM_AUTHINFO_UNAVAIL"
-    assert r.decision()["reason"] == "timeout"
-    figure(f"trickle 1 B/s (timeout {TIMEOUT} s)", r.elapsed)
-    assert not TIMED or TIMEOUT * 0.9 <= r.elapsed <= TIMEOUT * 1.1 + 0.3
+    ms = outcome(r, "PAM_AUTHINFO_UNAVAIL", "timeout")
+    figure(f"trickle 1 B/s (timeout {TIMEOUT} s)", ms / 1000)
+    assert TIMEOUT * 1000 * 0.9 <= ms <= DEADLINE_MS + SLACK_MS
 
 
 def test_c05_name_does_not_resolve(h):
     h.write_conf(servers=["https://pam-k8stoken-test.invalid:6443"])
     r = h.run("alice", h.token())
-    assert r.code == "PAM_AUTHINFO_UNAVAIL"
-    figure("unresolvable name", r.elapsed)
-    assert not TIMED or r.elapsed <= TIMEOUT * 1.1 + 0.3
+    ms = outcome(r, "PAM_AUTHINFO_UNAVAIL", "transport")
+    assert "resolve" in r.decision()["detail"].lower(), r
+    figure("unresolvable name", ms / 1000)
+    assert ms <= DEADLINE_MS + SLACK_MS
+
