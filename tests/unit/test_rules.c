@@ -440,7 +440,7 @@ static void test_glob_backtracking(void **state)
 	drop(&rs);
 }
 
-/* End to end through the config parser: the PRODUCT §3 example. */
+/* End to end through the config parser: the docs/design.md §3 example. */
 static void test_product_example(void **state)
 {
 	static const char text[] =

@@ -1,6 +1,6 @@
 /*
  * Unit tests for token.c: the local, reject-only shape check of a presented token
- * (SECURITY D02, D04, D06, D07; k8s-api-facts §2, §8).
+ * (docs/security.md D02, D04, D06, D07; docs/kubernetes.md §2, §8).
  *
  * Real-shaped tokens are built here: base64url of the header and payload Kubernetes
  * writes, and a dummy signature of the length the algorithm implies. At the end the
@@ -24,7 +24,7 @@
 
 static unsigned long hostile_tried, false_accepts, good_tried, mutants_tried, mutants_passed;
 
-/* facts §8: header and payload of the 874-char RS256 example */
+/* docs/kubernetes.md §8: header and payload of the 874-char RS256 example */
 #define H_RS256_B64 "eyJhbGciOiJSUzI1NiIsImtpZCI6IjctN0xUMURXT1FQOVByeERrMzRieDFKa08xWVRCNGZDWkx6NzFEUFBiLTgifQ"
 #define P_EXAMPLE_B64 "eyJhdWQiOlsicGFtLXRlc3QiXSwiZXhwIjoxNzM1NjkwMjAwLCJpYXQiOjE3MzU2ODk2MDAsImlzcyI6Imh0dHBzOi8va3ViZXJuZXRlcy5kZWZhdWx0LnN2Yy5jbHVzdGVyLmxvY2FsIiwianRpIjoiNTBmY2EyODYtYjYwMC00NWNlLWJmZWMtNzg4YjIwZmFiYzViIiwia3ViZXJuZXRlcy5pbyI6eyJuYW1lc3BhY2UiOiJwYW0iLCJzZXJ2aWNlYWNjb3VudCI6eyJuYW1lIjoicGFtLXVzZXIiLCJ1aWQiOiI4ZjU2NjBmZi1lMTE1LTQ0ZjktOWFlYi1lMDYwMjQ2YzY4NjAifX0sIm5iZiI6MTczNTY4OTYwMCwic3ViIjoic3lzdGVtOnNlcnZpY2VhY2NvdW50OnBhbTpwYW0tdXNlciJ9"
 #define KID "7-7LT1DWOQP9PrxDk34bx1JkO1YTB4fCZLz71DPPb-8"
@@ -207,7 +207,7 @@ static void test_real_shapes(void **state)
 	char *p;
 
 	(void)state;
-	/* the facts §8 example, byte for byte, with a 2048-bit signature: 874 chars */
+	/* the docs/kubernetes.md §8 example, byte for byte, with a 2048-bit signature: 874 chars */
 	assert_int_equal(strlen(t), 874);
 	check(t, strlen(t), MAX_DEFAULT, KT_R_OK, &info);
 	assert_string_equal(info.alg, "RS256");
@@ -227,7 +227,7 @@ static void test_real_shapes(void **state)
 	free(s);
 
 	t = make_alg_token("ES256", PAYLOAD_KUBECTL, 64);
-	assert_int_equal(strlen(t), 618);   /* facts §8 */
+	assert_int_equal(strlen(t), 618);   /* docs/kubernetes.md §8 */
 	check(t, strlen(t), MAX_DEFAULT, KT_R_OK, &info);
 	assert_string_equal(info.alg, "ES256");
 	free(t);
@@ -244,7 +244,7 @@ static void test_real_shapes(void **state)
 	assert_false(info.has_exp);
 	free(t);
 	t = make_alg_token("ES256", PAYLOAD_LEGACY, 64);
-	assert_int_equal(strlen(t), 653);   /* facts §8 */
+	assert_int_equal(strlen(t), 653);   /* docs/kubernetes.md §8 */
 	free(t);
 
 	{
