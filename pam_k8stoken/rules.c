@@ -186,8 +186,11 @@ static enum kt_reason check_template(const char *act, const struct word *w,
 		}
 		if (!lower_digit(c) && c != '_' && c != '.' && c != '-' &&
 		    !(c == '$' && i + 1 == w->len)) {
-			snprintf(err, errlen, "%s: template \"%s\" contains '%c', which is not "
-				 "allowed in an account name", act, q, c);
+			char qc[8];
+
+			kt_escape(t, 1, qc, sizeof(qc));   /* the byte may be anything */
+			snprintf(err, errlen, "%s: template \"%s\" contains '%s', which is not "
+				 "allowed in an account name", act, q, qc);
 			return KT_R_CONFIG;
 		}
 		i++;

@@ -11,7 +11,8 @@ PACKAGES="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev libjson-c
 libcmocka-dev libpam-wrapper libnss-wrapper libpam-modules libpam-modules-bin util-linux
 openssl ca-certificates curl jq valgrind strace binutils faketime libfaketime
 python3 python3-pytest python3-cryptography python3-jwt python3-kubernetes
-openssh-server openssh-client sshpass python3-paramiko sudo pamtester"
+openssh-server openssh-client sshpass python3-paramiko sudo pamtester
+clang-14 libclang-rt-14-dev"
 if [ "${1:-}" = deb ]; then
 	PACKAGES="$PACKAGES dpkg-dev debhelper lintian devscripts man-db"
 fi

@@ -3,8 +3,9 @@
 
 Suites: the repository checks, cmocka unit tests, the module's exported surface, the test API
 server's own pytest suite, the module tests through real libpam, the end-to-end tests with the
-real ssh/sshd/sudo/kubectl, the module against a real kube-apiserver (tests/kube); then the
-unit and module tests again under ASan+UBSan, and the module tests under valgrind memcheck.
+real ssh/sshd/sudo/kubectl, the module against a real kube-apiserver (tests/kube), every
+fuzz target once over its corpus; then the unit and module tests again under ASan+UBSan, and
+the module tests under valgrind memcheck.
 
 Counts come from machine-readable reports (cmocka's XML, pytest's JUnit XML), never from
 console text. A suite fails when its report is missing, when it ran fewer tests than its
@@ -15,6 +16,7 @@ tested. Every skipped test is named with its reason at the end.
 KT_CHECK_QUICK=1 (make check-quick) leaves out the sanitizer and valgrind passes.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,7 @@ MINIMUM = {
     "module": 330,
     "end to end": 100,
     "real cluster": 18,
+    "fuzz": 9,
 }
 
 totals = {"passed": 0, "failed": 0, "skipped": 0}
@@ -169,6 +172,21 @@ def real_cluster_suite(reports_dir):
         pytest_suite(suite, "real cluster", "tests/kube", reports_dir, {"KT_BUILD": "build"})
 
 
+def fuzz_replay_suite():
+    """Every libFuzzer target once over its corpus (seeds in the tree and what earlier runs
+    found): a regression check; `make fuzz` (CI) fuzzes each for a minute."""
+    suite = "fuzz targets over their corpora"
+    proc = run(["make", "-s", "BUILD=build", "fuzz", "FUZZ_SECONDS=0"])
+    counts = re.findall(r"^(\d+) passed, (\d+) failed$", proc.stdout, re.M)
+    passed, failed = (int(counts[-1][0]), int(counts[-1][1])) if counts else (0, 0)
+    if passed + failed < MINIMUM["fuzz"]:
+        print(f"FAILED {suite}: ran {passed + failed} targets, fewer than {MINIMUM['fuzz']}")
+        failed += 1
+    if proc.returncode != 0 and failed == 0:
+        failed = 1
+    report(suite, passed, failed)
+
+
 def build(directory, *flags):
     proc = run(["make", "-s", f"BUILD={directory}", "WERROR=1", *flags, "all", "test-programs"])
     if proc.returncode != 0:
@@ -190,6 +208,7 @@ def main():
             pytest_suite("end to end: clients, sshd, sudo", "end to end", "tests/e2e", reports,
                          {"KT_BUILD": "build"})
             real_cluster_suite(reports)
+            fuzz_replay_suite()
         if not quick:
             if build("build-asan", "SANITIZE=1"):
                 unit_suite("build-asan", reports)
