@@ -4,7 +4,8 @@
 1. `make deb` (dpkg-buildpackage -b -us -uc, with the unit tests as dh_auto_test);
 2. the package's contents, conffiles, no lintian overrides;
 3. lintian --fail-on error,warning --pedantic on the .changes, run as the user nobody;
-4. dpkg -i: the pam-auth-update profile is registered and listed, /etc/pam.d is unchanged;
+4. dpkg -i: the pam-auth-update profile is registered and listed, /etc/pam.d is unchanged,
+   k8stoken-renew.timer is enabled;
 5. hardening-check on the installed module, helper, tool and askpass; man --warnings -l;
 6. `pam-auth-update --enable k8stoken` inside a private mount namespace (over copies of
    /etc/pam.d, /var/lib/pam and the debconf database; the machine's own files are never
@@ -48,13 +49,16 @@ PLUGIN = "/usr/bin/kubectl-k8stoken"
 CONF = "/etc/security/pam_k8stoken.conf"
 PROFILE = "/usr/share/pam-configs/k8stoken"
 TMPFILES = "/usr/lib/tmpfiles.d/libpam-k8stoken.conf"
+RENEW_UNITS = ["/lib/systemd/system/k8stoken-renew.service", "/lib/systemd/system/k8stoken-renew.timer"]
+# what `deb-systemd-helper enable` (dh_installsystemd) leaves for an enabled timer
+TIMER_WANTS = "/etc/systemd/system/timers.target.wants/k8stoken-renew.timer"
 CACHE = "/run/pam_k8stoken"
 MANPAGES = ["/usr/share/man/man8/pam_k8stoken.8.gz", "/usr/share/man/man5/pam_k8stoken.conf.5.gz",
             "/usr/share/man/man8/k8stoken.8.gz", "/usr/share/man/man1/k8stoken-askpass.1.gz",
             "/usr/share/man/man1/kubectl-k8stoken.1.gz"]
 # path -> mode of what the package must ship
 EXPECTED = {MODULE: 0o644, HELPER: 0o755, TOOL: 0o755, ASKPASS: 0o755, PLUGIN: 0o755,
-            CONF: 0o644, PROFILE: 0o644, TMPFILES: 0o644,
+            CONF: 0o644, PROFILE: 0o644, TMPFILES: 0o644, **{u: 0o644 for u in RENEW_UNITS},
             f"/usr/share/doc/{PKG}/copyright": 0o644, **{m: 0o644 for m in MANPAGES}}
 BINARIES = [MODULE, HELPER, TOOL, ASKPASS]
 
@@ -238,6 +242,9 @@ def installed_checks():
         except OSError as e:
             bad.append(f"{path}: {e}")
     check("installed files in place, root-owned, with their modes", not bad, "; ".join(bad))
+    check("k8stoken-renew.timer is enabled on installation",
+          os.path.islink(TIMER_WANTS) and os.readlink(TIMER_WANTS).endswith("/k8stoken-renew.timer"),
+          TIMER_WANTS)
     try:
         st = os.lstat(CACHE)
         ok = os.path.isdir(CACHE) and not os.path.islink(CACHE) and st.st_uid == 0 \
@@ -426,7 +433,8 @@ def purge(files_before_install, listed):
           pkg_status())
     left = [p for p in listed if p != "/." and os.path.lexists(p) and not (
         os.path.isdir(p) and not os.path.islink(p) and p in files_before_install)]
-    left += [p for p in (CACHE, CONF + ".dpkg-dist", CONF + ".dpkg-old", CONF + ".dpkg-new")
+    left += [p for p in (CACHE, CONF + ".dpkg-dist", CONF + ".dpkg-old", CONF + ".dpkg-new",
+                         TIMER_WANTS)
              if os.path.lexists(p)]
     check("no file or directory of the package is left (dpkg -L before purge, the cache dir)",
           not left, left)
