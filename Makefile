@@ -1,6 +1,6 @@
 # pam_k8stoken — build, test, install.
 # Honours CPPFLAGS, CFLAGS and LDFLAGS (dpkg-buildflags). WERROR=1 adds -Werror,
-# SANITIZE=1 builds with ASan+UBSan; BUILD selects the output directory.
+# SANITIZE=1 builds with ASan+UBSan, SANITIZE=thread with TSan; BUILD selects the output directory.
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -17,6 +17,7 @@ SBINDIR    ?= $(PREFIX)/sbin
 BINDIR     ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 MANDIR     ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= /lib/systemd/system
 HELPER_PATH ?= $(LIBEXECDIR)/k8stoken-review
 VERSION    := 0.1.0
 
@@ -36,16 +37,21 @@ ifeq ($(SANITIZE),1)
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HARDEN := -fstack-protector-strong
 endif
+# SANITIZE=thread: ThreadSanitizer, for tests/tools/pam_threads.c (tests/module/test_threads.py)
+ifeq ($(SANITIZE),thread)
+SAN := -fsanitize=thread -fno-omit-frame-pointer
+HARDEN := -fstack-protector-strong
+endif
 
 ALL_CPPFLAGS := -D_GNU_SOURCE -DKT_HELPER_PATH='"$(HELPER_PATH)"' -DKT_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS   := -std=c11 -fPIC -fvisibility=hidden $(WARN) $(HARDEN) $(SAN) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS  := -Wl,-z,relro -Wl,-z,now $(SAN) $(LDFLAGS)
 
 SRC := pam_k8stoken
-LIB_SRCS    := reason.c secure.c io.c config.c config_values.c rules.c json_strict.c token.c review.c identity.c helper_proto.c cache_entry.c cache_io.c cache.c cache_ops.c
-MODULE_SRCS := pam_k8stoken.c auth.c prompt.c decide.c spawn.c account.c logline.c
+LIB_SRCS    := reason.c secure.c io.c config.c config_values.c rules.c json_strict.c token.c review.c identity.c helper_proto.c cache_entry.c cache_io.c cache.c cache_ops.c access.c sealed.c jwks.c jwt_verify.c breaker.c offline.c jwks_fetch.c
+MODULE_SRCS := pam_k8stoken.c auth.c prompt.c decide.c spawn.c account.c logline.c local_check.c
 HELPER_SRCS := review_helper.c http.c
-TOOL_SRCS   := k8stoken.c
+TOOL_SRCS   := k8stoken.c renew.c enroll.c http.c
 
 obj = $(addprefix $(BUILD)/obj/,$(1:.c=.o))
 LIB_OBJS    := $(call obj,$(LIB_SRCS))
@@ -53,7 +59,7 @@ MODULE_OBJS := $(call obj,$(MODULE_SRCS))
 HELPER_OBJS := $(call obj,$(HELPER_SRCS))
 TOOL_OBJS   := $(call obj,$(TOOL_SRCS))
 LIBK        := $(BUILD)/libk8stoken.a
-SHARED_OBJS := $(call obj,decide.c spawn.c account.c logline.c)
+SHARED_OBJS := $(call obj,decide.c spawn.c account.c logline.c local_check.c)
 
 MODULE  := $(BUILD)/pam_k8stoken.so
 HELPER  := $(BUILD)/k8stoken-review
@@ -65,7 +71,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
 
-.PHONY: all test-programs check check-quick check-unit demo demo-kube kube bench deps install deb deb-test clean
+.PHONY: all test-programs fuzz fuzz-programs check check-quick check-unit demo demo-kube kube bench deps install deb deb-test clean
 all: $(MODULE) $(HELPER) $(TOOL) $(ASKPASS)
 
 $(BUILD)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h) | $(BUILD)/obj
@@ -97,6 +103,37 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBK) $(SHARED_OBJS) | $(BUILD)/tes
 
 $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
 	$(CC) $(ALL_CPPFLAGS) -I$(SRC) $(ALL_CFLAGS) -rdynamic -o $@ $< $(ALL_LDFLAGS) -lpam -ldl
+
+# libFuzzer targets (tests/fuzz/, clang from Debian: clang-14 libclang-rt-14-dev), built with
+# ASan+UBSan into $(FUZZ_DIR); `make fuzz FUZZ_SECONDS=N` runs each for N seconds (0: the
+# corpus once) and fails on a crash or a broken invariant, its input saved in $(FUZZ_DIR).
+FUZZ_CC      ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null) clang-14)
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     ?= $(BUILD)/fuzz
+FUZZ_FLAGS   := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=all -I$(SRC) $(PKG_CFLAGS)
+FUZZ_OBJS    := $(addprefix $(FUZZ_DIR)/obj/,$(LIB_SRCS:.c=.o) http.o)
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(FUZZ_DIR)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+# a target may include a program's source (askpass.c, review_helper.c) with its main renamed
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS) $(wildcard $(SRC)/*.c)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
+
+fuzz-programs: $(FUZZ_TARGETS)
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz: $(FUZZ_TARGETS)
+	nice -n 10 /usr/bin/python3 tests/fuzz/run.py --dir $(FUZZ_DIR) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# LD_PRELOAD libraries of the module tests (tests/tools/preload/): allocation failure injection.
+PRELOADS := $(patsubst tests/tools/preload/%.c,$(BUILD)/tests/%.so,$(wildcard tests/tools/preload/*.c))
+$(BUILD)/tests/%.so: tests/tools/preload/%.c | $(BUILD)/tests
+	$(CC) -std=c11 -g -O1 -fPIC -shared -Wall -Wextra $(CFLAGS) -o $@ $< -ldl
+test-programs: $(PRELOADS)
 
 deps:
 	sh tests/install-deps.sh
@@ -140,6 +177,9 @@ install: all
 	install -m 0755 $(TOOL) $(DESTDIR)$(SBINDIR)/k8stoken
 	install -m 0755 $(ASKPASS) $(DESTDIR)$(BINDIR)/k8stoken-askpass
 	install -m 0755 $(SRC)/kubectl-k8stoken $(DESTDIR)$(BINDIR)/kubectl-k8stoken
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 0644 conf/systemd/k8stoken-renew.service conf/systemd/k8stoken-renew.timer \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/
 	# an existing configuration is the administrator's: never overwritten
 	[ -e $(DESTDIR)$(SYSCONFDIR)/security/pam_k8stoken.conf ] || \
 	  install -m 0644 conf/pam_k8stoken.conf $(DESTDIR)$(SYSCONFDIR)/security/pam_k8stoken.conf

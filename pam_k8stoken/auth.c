@@ -26,12 +26,18 @@ static int pam_code(enum kt_reason r, bool ignore_non_token)
 {
 	switch (r) {
 	case KT_R_OK:
+	case KT_R_OFFLINE_GRACE:
 		return PAM_SUCCESS;
 	case KT_R_NOT_JWT:
 		return ignore_non_token ? PAM_IGNORE : PAM_AUTH_ERR;
 	case KT_R_EMPTY_TOKEN:
 	case KT_R_TOKEN_TOO_LONG:
 	case KT_R_INCOMPLETE_TOKEN:
+	case KT_R_BAD_SIGNATURE:
+	case KT_R_UNKNOWN_KEY:
+	case KT_R_EXPIRED:
+	case KT_R_NOT_YET_VALID:
+	case KT_R_ISSUER_MISMATCH:
 	case KT_R_UNAUTHENTICATED:
 	case KT_R_AUDIENCE:
 	case KT_R_NOT_SERVICEACCOUNT:
@@ -39,6 +45,7 @@ static int pam_code(enum kt_reason r, bool ignore_non_token)
 	case KT_R_LEGACY_TOKEN:
 	case KT_R_DENY_RULE:
 	case KT_R_NOT_MAPPED:
+	case KT_R_ACCESS_DENIED:
 	case KT_R_UID_POLICY:
 		return PAM_AUTH_ERR;
 	case KT_R_UNKNOWN_USER:
@@ -52,6 +59,8 @@ static int pam_code(enum kt_reason r, bool ignore_non_token)
 	case KT_R_MALFORMED_REPLY:
 	case KT_R_REVIEWER_CREDENTIAL:
 	case KT_R_HELPER:
+	case KT_R_CIRCUIT_OPEN:
+	case KT_R_NO_KEYS:
 		return PAM_AUTHINFO_UNAVAIL;
 	case KT_R_CONFIG:
 		return PAM_SERVICE_ERR;
@@ -125,7 +134,7 @@ static int put_env(pam_handle_t *pamh, const char *name, const char *value)
 
 static const char *const exported[] = {
 	"K8S_SERVICEACCOUNT", "K8S_USERNAME", "K8S_UID", "K8S_GROUPS", "K8S_CREDENTIAL_ID",
-	"K8S_POD_NAME",
+	"K8S_POD_NAME", "K8S_OFFLINE",
 };
 
 /* After a failed export: no half of an identity is left for the session. */
@@ -180,9 +189,14 @@ static int remember_user(pam_handle_t *pamh, const char *user)
 {
 	char *copy = strdup(user);
 
+	int rc;
+
 	if (copy == NULL)
 		return PAM_BUF_ERR;
-	return pam_set_data(pamh, DATA_AUTHENTICATED, copy, free_string);
+	rc = pam_set_data(pamh, DATA_AUTHENTICATED, copy, free_string);
+	if (rc != PAM_SUCCESS)
+		free(copy);   /* libpam calls the cleanup only for data it has taken */
+	return rc;
 }
 
 /*
@@ -193,6 +207,10 @@ static int record_session(pam_handle_t *pamh, const char *user, struct kt_decisi
 {
 	char why[128];
 	int rc = export_identity(pamh, &d->id, why, sizeof(why));
+
+	/* let in by offline grace: the session may want to know (docs/design.md §6.5) */
+	if (rc == PAM_SUCCESS && d->reason == KT_R_OFFLINE_GRACE)
+		rc = put_env(pamh, "K8S_OFFLINE", "1");
 
 	if (rc == PAM_SUCCESS) {
 		rc = remember_user(pamh, user);
@@ -251,7 +269,7 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	struct kt_config cfg;
 	struct kt_decision d;
 	const char *conf_path = NULL, *user = NULL, *token = NULL;
-	const void *rhost = NULL;
+	const void *rhost = NULL, *service = NULL;
 	char *owned = NULL, err[512], line[1024];
 	size_t owned_len = 0;
 	int rc;
@@ -277,6 +295,9 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 		pam_syslog(pamh, LOG_NOTICE, "no token: %s", pam_strerror(pamh, rc));
 		goto out;
 	}
+	/* the access review's %s (docs/design.md §10); libpam owns the string */
+	if (pam_get_item(pamh, PAM_SERVICE, &service) == PAM_SUCCESS)
+		cfg.service = service;
 	if (cfg.debug)
 		pam_syslog(pamh, LOG_DEBUG, "conf=%s helper=%s servers=%zu audiences=%zu",
 		           conf_path, cfg.helper != NULL ? cfg.helper : KT_HELPER_PATH,
@@ -285,6 +306,9 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	kt_decide(&cfg, conf_path, token, strlen(token), user, &d);
 	if (d.cache_error[0] != '\0')
 		pam_syslog(pamh, LOG_WARNING, "cache unavailable: %s", d.cache_error);
+	if (d.local.warning[0] != '\0')
+		pam_syslog(pamh, LOG_WARNING, "local verification unavailable, reviewing without "
+		           "it: %s", d.local.warning);
 	if (d.cache_store_errno != 0)
 		pam_syslog(pamh, LOG_WARNING, "cache: result not stored: %s",
 		           d.cache_store_errno == EFBIG ? "the file size limit (RLIMIT_FSIZE) is too low"

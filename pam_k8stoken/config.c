@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "access.h"
 #include "config_values.h"
 #include "io.h"
 #include "rules.h"
@@ -44,6 +45,9 @@ enum opt_type {
 	OPT_UINT,   /* unsigned */
 	OPT_ULONG,  /* unsigned long */
 	OPT_SIZE,   /* size_t */
+	OPT_ACCESS, /* an access_* template (access.c) */
+	OPT_HOST,   /* host_name */
+	OPT_ISSUER, OPT_JWKS_URI, OPT_LOCAL_VERIFY,
 };
 
 /* One row per key: type, storage and range (pam-krb5 style). Sorted by key. */
@@ -57,6 +61,13 @@ struct opt {
 #define OFF(field) offsetof(struct kt_config, field)
 
 static const struct opt opts[] = {
+	{ "access_group",        OPT_ACCESS,   OFF(access_group),        0, 0 },
+	{ "access_name",         OPT_ACCESS,   OFF(access_name),         0, 0 },
+	{ "access_namespace",    OPT_ACCESS,   OFF(access_namespace),    0, 0 },
+	{ "access_resource",     OPT_ACCESS,   OFF(access_resource),     0, 0 },
+	{ "access_review",       OPT_BOOL,     OFF(access_review),       0, 0 },
+	{ "access_subresource",  OPT_ACCESS,   OFF(access_subresource),  0, 0 },
+	{ "access_verb",         OPT_ACCESS,   OFF(access_verb),         0, 0 },
 	{ "allow_legacy_tokens", OPT_BOOL,     OFF(allow_legacy_tokens), 0, 0 },
 	{ "allow_root",          OPT_BOOL,     OFF(allow_root),          0, 0 },
 	{ "audience",            OPT_AUDIENCE, OFF(audiences),           0, 0 },
@@ -66,9 +77,16 @@ static const struct opt opts[] = {
 	{ "client_cert_file",    OPT_PATH,     OFF(client_cert_file),    0, 0 },
 	{ "client_key_file",     OPT_PATH,     OFF(client_key_file),     0, 0 },
 	{ "connect_timeout",     OPT_UINT,     OFF(connect_timeout),     1, 30 },
+	{ "host_name",           OPT_HOST,     OFF(host_name),           0, 0 },
+	{ "issuer",              OPT_ISSUER,   OFF(issuers),             0, 0 },
+	{ "jwks_file",           OPT_PATH,     OFF(jwks_file),           0, 0 },
+	{ "jwks_refresh",        OPT_UINT,     OFF(jwks_refresh),        60, 86400 },
+	{ "jwks_uri",            OPT_JWKS_URI, OFF(jwks_uri),            0, 0 },
+	{ "local_verify",        OPT_LOCAL_VERIFY, OFF(local_verify),    0, 0 },
 	{ "max_token_size",      OPT_SIZE,     OFF(max_token_size),      64, 1048576 },
 	{ "min_uid",             OPT_ULONG,    OFF(min_uid),             0, 4294967294ULL },
 	{ "negative_cache_ttl",  OPT_UINT,     OFF(negative_cache_ttl),  0, 300 },
+	{ "offline_grace",       OPT_UINT,     OFF(offline_grace),       0, 86400 },
 	{ "prompt",              OPT_PROMPT,   OFF(prompt),              0, 0 },
 	{ "reviewer_token_file", OPT_PATH,     OFF(reviewer_token_file), 0, 0 },
 	{ "server",              OPT_SERVER,   OFF(servers),             0, 0 },
@@ -178,9 +196,15 @@ void kt_config_init(struct kt_config *cfg)
 	cfg->negative_cache_ttl = 5;
 	cfg->min_uid = 1000;
 	cfg->max_token_size = 16384;
+	cfg->local_verify = KT_VERIFY_AUTO;
+	cfg->jwks_refresh = 3600;
 	/* Best effort: a failed strdup here is retried, and reported, by the parser. */
 	cfg->cache_dir = strdup(KT_DEFAULT_CACHE_DIR);
 	cfg->prompt = strdup(KT_DEFAULT_PROMPT);
+	cfg->access_group = strdup(KT_ACCESS_DEFAULT_GROUP);
+	cfg->access_resource = strdup(KT_ACCESS_DEFAULT_RESOURCE);
+	cfg->access_verb = strdup(KT_ACCESS_DEFAULT_VERB);
+	cfg->access_name = strdup(KT_ACCESS_DEFAULT_NAME);
 }
 
 static void free_list(char **list, size_t n)
@@ -203,6 +227,16 @@ void kt_config_free(struct kt_config *cfg)
 	free_list(cfg->audiences, cfg->n_audiences);
 	free(cfg->cache_dir);
 	free(cfg->prompt);
+	free(cfg->jwks_file);
+	free(cfg->jwks_uri);
+	free_list(cfg->issuers, cfg->n_issuers);
+	free(cfg->access_group);
+	free(cfg->access_resource);
+	free(cfg->access_verb);
+	free(cfg->access_name);
+	free(cfg->access_subresource);
+	free(cfg->access_namespace);
+	free(cfg->host_name);
 	for (size_t i = 0; i < cfg->n_rules; i++)
 		kt_rule_free(&cfg->rules[i]);
 	free(cfg->rules);
@@ -304,6 +338,40 @@ static enum kt_reason set_audience(struct parser *p, const char *v)
 	return append(&cfg->audiences, &cfg->n_audiences, v, strlen(v), p->err, p->errlen);
 }
 
+/* issuer: repeatable, printable ASCII without spaces (compared byte for byte with iss). */
+static enum kt_reason set_issuer(struct parser *p, const char *v)
+{
+	struct kt_config *cfg = p->cfg;
+	char q[ESC_LEN];
+
+	quote(v, q);
+	for (const char *s = v; *s != '\0'; s++)
+		if (*s <= 0x20 || *s >= 0x7f)
+			return perr(p, "issuer: \"%s\" must be printable ASCII without spaces", q);
+	if (in_list(cfg->issuers, cfg->n_issuers, v, strlen(v)))
+		return perr(p, "issuer: \"%s\" is given twice", q);
+	if (cfg->n_issuers >= MAX_AUDIENCES)
+		return perr(p, "issuer: more than %d issuers", MAX_AUDIENCES);
+	return append(&cfg->issuers, &cfg->n_issuers, v, strlen(v), p->err, p->errlen);
+}
+
+static enum kt_reason set_local_verify(struct parser *p, enum kt_local_verify *slot, const char *v)
+{
+	char q[ESC_LEN];
+
+	if (strcmp(v, "auto") == 0)
+		*slot = KT_VERIFY_AUTO;
+	else if (strcmp(v, "yes") == 0)
+		*slot = KT_VERIFY_YES;
+	else if (strcmp(v, "no") == 0)
+		*slot = KT_VERIFY_NO;
+	else {
+		quote(v, q);
+		return perr(p, "local_verify: \"%s\" is not auto, yes or no", q);
+	}
+	return KT_R_OK;
+}
+
 static enum kt_reason set_string(struct parser *p, char **slot, const char *v, size_t len)
 {
 	char *copy = strndup(v, len);
@@ -353,10 +421,25 @@ static enum kt_reason set_value(struct parser *p, const struct opt *o, const cha
 		return set_server(p, v);
 	case OPT_AUDIENCE:
 		return set_audience(p, v);
+	case OPT_ISSUER:
+		return set_issuer(p, v);
+	case OPT_LOCAL_VERIFY:
+		return set_local_verify(p, (enum kt_local_verify *)(void *)(base + o->offset), v);
+	case OPT_JWKS_URI:
+		why = kt_check_server(v);
+		if (why != NULL)
+			return perr(p, "%s: \"%s\" %s", o->key, q, why);
+		return set_string(p, (char **)(void *)(base + o->offset), v, strlen(v));
 	case OPT_PROMPT:
 		return set_prompt(p, (char **)(void *)(base + o->offset), v);
 	case OPT_PATH:
 		why = kt_check_path(v);
+		if (why != NULL)
+			return perr(p, "%s: \"%s\" %s", o->key, q, why);
+		return set_string(p, (char **)(void *)(base + o->offset), v, strlen(v));
+	case OPT_ACCESS:
+	case OPT_HOST:
+		why = o->type == OPT_ACCESS ? kt_access_check_template(v) : kt_access_check_host_name(v);
 		if (why != NULL)
 			return perr(p, "%s: \"%s\" %s", o->key, q, why);
 		return set_string(p, (char **)(void *)(base + o->offset), v, strlen(v));
@@ -456,7 +539,8 @@ static enum kt_reason parse_line(struct parser *p, char *line)
 	v = skip_ws(eq + 1);
 	if (*v == '\0')
 		return perr(p, "%s: value is empty", o->key);
-	if (o->type != OPT_SERVER && o->type != OPT_AUDIENCE && p->seen[index] != 0)
+	if (o->type != OPT_SERVER && o->type != OPT_AUDIENCE && o->type != OPT_ISSUER &&
+	    p->seen[index] != 0)
 		return perr(p, "%s: given twice (first on line %u)", o->key, p->seen[index]);
 	if (p->seen[index] == 0)
 		p->seen[index] = p->line;
@@ -502,9 +586,24 @@ static enum kt_reason finish(struct parser *p)
 				       "connect_timeout (%u) must not exceed timeout (%u)",
 				       cfg->connect_timeout, cfg->timeout);
 	}
+	if (cfg->jwks_file != NULL && cfg->n_issuers == 0)
+		return perr_at(p, seen_line(p, "jwks_file"), "jwks_file: requires issuer (there is "
+			       "no discovery document to take it from)");
+	if (cfg->jwks_file != NULL && cfg->jwks_uri != NULL)
+		return perr_at(p, seen_line(p, "jwks_uri"), "jwks_uri: has no use with jwks_file");
+	if (cfg->offline_grace > 0 && cfg->local_verify == KT_VERIFY_NO)
+		return perr_at(p, seen_line(p, "offline_grace"), "offline_grace: requires "
+			       "local_verify = auto or yes (a token is let in offline only once "
+			       "its signature is checked)");
 	if (cfg->cache_dir == NULL && (cfg->cache_dir = strdup(KT_DEFAULT_CACHE_DIR)) == NULL)
 		return nomem(p->err, p->errlen);
 	if (cfg->prompt == NULL && (cfg->prompt = strdup(KT_DEFAULT_PROMPT)) == NULL)
+		return nomem(p->err, p->errlen);
+	if ((cfg->access_group == NULL && (cfg->access_group = strdup(KT_ACCESS_DEFAULT_GROUP)) == NULL) ||
+	    (cfg->access_resource == NULL &&
+	     (cfg->access_resource = strdup(KT_ACCESS_DEFAULT_RESOURCE)) == NULL) ||
+	    (cfg->access_verb == NULL && (cfg->access_verb = strdup(KT_ACCESS_DEFAULT_VERB)) == NULL) ||
+	    (cfg->access_name == NULL && (cfg->access_name = strdup(KT_ACCESS_DEFAULT_NAME)) == NULL))
 		return nomem(p->err, p->errlen);
 	return KT_R_OK;
 }

@@ -14,6 +14,8 @@
 #define KT_CONF_MAX_SIZE     (64 * 1024)   /* the file is refused beyond this */
 
 enum kt_rule_action { KT_RULE_MAP, KT_RULE_DENY };
+/* local_verify: check tokens with the cluster's keys before any TokenReview (jwt_verify.c) */
+enum kt_local_verify { KT_VERIFY_AUTO, KT_VERIFY_YES, KT_VERIFY_NO };
 enum kt_rule_subject { KT_SUBJECT_SERVICEACCOUNT, KT_SUBJECT_GROUP };
 
 /* One `map` or `deny` line. */
@@ -48,6 +50,24 @@ struct kt_config {
 	bool allow_root;
 	size_t max_token_size;
 	char *prompt;
+	/* local verification, key set and offline grace (docs/design.md §6.3, §6.5) */
+	enum kt_local_verify local_verify;
+	char *jwks_file;            /* keys from this file instead of OIDC discovery */
+	char *jwks_uri;             /* a jwks_uri on another host that discovery may name */
+	unsigned jwks_refresh;      /* seconds between two fetches of the key set */
+	char **issuers;             /* accepted iss; none: the discovery document's issuer */
+	size_t n_issuers;
+	unsigned offline_grace;     /* seconds; 0 = off */
+
+	/* host access from RBAC (access.c, docs/design.md §10) */
+	bool access_review;          /* send a SubjectAccessReview after the TokenReview */
+	char *access_group;          /* templates: %h host, %u user, %s service, %% */
+	char *access_resource;
+	char *access_verb;
+	char *access_name;
+	char *access_subresource;    /* NULL: not sent */
+	char *access_namespace;      /* NULL: cluster scope */
+	char *host_name;             /* NULL: gethostname() */
 
 	struct kt_rule *rules;
 	size_t n_rules;
@@ -58,6 +78,9 @@ struct kt_config {
 	bool use_first_pass;
 	bool try_first_pass;
 	bool ignore_non_token;      /* PAM_IGNORE, not PAM_AUTH_ERR, for a non-token answer */
+
+	/* the caller's, not owned: PAM_SERVICE (k8stoken check --service) for %s */
+	const char *service;
 };
 
 /* Zeroes *cfg and sets every default. */

@@ -9,6 +9,7 @@
 #include "cache.h"
 #include "decide.h"
 #include "io.h"
+#include "local_check.h"
 #include "review.h"
 #include "rules.h"
 #include "secure.h"
@@ -26,9 +27,26 @@ static void fingerprint(const char *token, size_t len, char out[13])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 
-	SHA256((const unsigned char *)token, len, md);
+	if (SHA256((const unsigned char *)token, len, md) == NULL) {
+		out[0] = '\0';   /* no fingerprint in the log line rather than a wrong one */
+		return;
+	}
 	kt_hex(md, 6, out);
 	OPENSSL_cleanse(md, sizeof(md));
+}
+
+/*
+ * The helper stopped a reviewed login at the access review or the rules: its body is
+ * still the reviewed identity (for the log line); the helper's reason stands.
+ */
+static enum kt_reason stopped_with_identity(const struct kt_config *cfg,
+                                            const struct kt_helper_result *res,
+                                            struct kt_decision *d)
+{
+	enum kt_reason rc = kt_review_parse_reply(res->body, res->body_len, cfg->audiences,
+	                                          cfg->n_audiences, &d->id, NULL);
+
+	return rc == KT_R_OK ? res->reason : rc;
 }
 
 /*
@@ -45,12 +63,21 @@ static enum kt_reason review(const struct kt_config *cfg, const char *conf_path,
 
 	d->reviewed = true;
 	*negative_ok = false;
-	rc = kt_spawn_review(cfg->helper != NULL ? cfg->helper : KT_HELPER_PATH, conf_path, -1,
-	                     token, len, deadline_ms, &res);
+	/* every server in its backoff: unavailable in milliseconds, no helper (docs/design.md §6.4) */
+	if (kt_review_blocked(cfg)) {
+		snprintf(d->detail, sizeof(d->detail), "every server is in its backoff after failing");
+		return KT_R_CIRCUIT_OPEN;
+	}
+	rc = kt_spawn_review_args(cfg->helper != NULL ? cfg->helper : KT_HELPER_PATH, conf_path, -1,
+	                          d->access_wanted ? d->access_args : NULL, token, len,
+	                          deadline_ms, &res);
 	d->http_status = res.http_status;
 	if (res.server_index < cfg->n_servers && rc != KT_R_HELPER)
 		d->server = cfg->servers[res.server_index];
 	snprintf(d->detail, sizeof(d->detail), "%s", res.detail);
+	if (rc != KT_R_OK && d->access_wanted && kt_access_reason_has_identity(rc) &&
+	    res.body_len > 0)
+		rc = stopped_with_identity(cfg, &res, d);
 	if (rc == KT_R_OK) {
 		char server_error[KT_SERVER_ERROR_MAX + 1] = "";
 
@@ -107,6 +134,56 @@ static void store(const struct kt_cache *cache, const char *name, const struct k
 }
 
 /*
+ * The cache entry's name. With an access review the rendered attributes join the
+ * server list in the name: an entry then also says "RBAC allowed exactly this" and
+ * is stored only when it did (docs/design.md §10); server URLs all start with https://,
+ * so no server list can produce the same name.
+ */
+static void entry_name(const struct kt_cache *cache, const struct kt_config *cfg,
+                       const char *token, size_t len, const struct kt_decision *d,
+                       char name[KT_CACHE_NAME_LEN + 1])
+{
+	char access[7 * (KT_ACCESS_VALUE_MAX + 16)] = "access ";
+	char *servers[9];   /* config.c allows 8 servers */
+
+	if (!d->access_wanted || cfg->n_servers >= sizeof(servers) / sizeof(servers[0])) {
+		kt_cache_name(cache, token, len, cfg->audiences, cfg->n_audiences, cfg->servers,
+		              cfg->n_servers, name);
+		return;
+	}
+	memcpy(servers, cfg->servers, cfg->n_servers * sizeof(servers[0]));
+	kt_access_describe(&d->access_attrs, access + 7, sizeof(access) - 7);
+	servers[cfg->n_servers] = access;
+	kt_cache_name(cache, token, len, cfg->audiences, cfg->n_audiences, servers,
+	              cfg->n_servers + 1, name);
+}
+
+/* Renders what the access review will ask; the helper gets the same account and service. */
+static enum kt_reason want_access(const struct kt_config *cfg, const char *user,
+                                  struct kt_decision *d)
+{
+	enum kt_reason rc = kt_access_render(cfg, user, cfg->service, &d->access_attrs, d->detail,
+	                                     sizeof(d->detail));
+
+	if (rc != KT_R_OK)
+		return rc;
+	d->access_wanted = true;
+	d->access_args[0] = "--access";
+	d->access_args[1] = user;
+	d->access_args[2] = cfg->service != NULL ? cfg->service : "";
+	d->access_args[3] = NULL;
+	return KT_R_OK;
+}
+
+static enum kt_access_use access_outcome(const struct kt_decision *d, enum kt_reason rc)
+{
+	if (!d->access_wanted)
+		return d->access;
+	return rc == KT_R_OK ? KT_ACCESS_ALLOWED : rc == KT_R_ACCESS_DENIED ? KT_ACCESS_DENIED
+	                                                                 : KT_ACCESS_NONE;
+}
+
+/*
  * The review, through the cache when one is configured: a hit answers at once; on a
  * miss the lock stripe makes concurrent logins with the same token wait for the first
  * one's result (single flight) instead of each sending a TokenReview. No wait here may
@@ -135,8 +212,7 @@ static enum kt_reason review_cached(const struct kt_config *cfg, const char *con
 	}
 	if (kt_cache_open(&cache, cfg->cache_dir, 0, d->cache_error, sizeof(d->cache_error)) < 0)
 		return review(cfg, conf_path, token, len, budget, d, &negative_ok);
-	kt_cache_name(&cache, token, len, cfg->audiences, cfg->n_audiences, cfg->servers,
-	              cfg->n_servers, name);
+	entry_name(&cache, cfg, token, len, d, name);
 	d->cache = KT_CACHE_USED_MISS;
 	if (from_cache(&cache, name, d, &rc))
 		goto out;
@@ -170,6 +246,7 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 	enum kt_reason rc;
 
 	memset(d, 0, sizeof(*d));
+	d->access = cfg->access_review ? KT_ACCESS_NONE : KT_ACCESS_OFF;
 	/* First, so that a password meant for the next module is ignored for every account. */
 	rc = kt_token_check(token, len, cfg->max_token_size, &info);
 	if (rc == KT_R_NOT_JWT && kt_token_shape(token, len) == KT_SHAPE_PARTIAL)
@@ -189,12 +266,34 @@ enum kt_reason kt_decide(const struct kt_config *cfg, const char *conf_path,
 		if (rc != KT_R_OK)
 			goto out;
 	}
-	rc = review_cached(cfg, conf_path, token, len, &info, d);
+	/* forged, expired, misdirected tokens die here, before any request (docs/design.md §6.3) */
+	rc = kt_local_check(cfg, conf_path, token, len, info.legacy, kt_review_deadline_ms(cfg),
+	                    &d->local, d->detail, sizeof(d->detail));
 	if (rc != KT_R_OK)
 		goto out;
-	/* made fresh every time, also on a cache hit: rule changes apply at once */
-	if (user != NULL)
+	if (user != NULL && cfg->access_review && (rc = want_access(cfg, user, d)) != KT_R_OK)
+		goto out;
+	rc = review_cached(cfg, conf_path, token, len, &info, d);
+	d->access = access_outcome(d, rc);
+	if (rc == KT_R_OK && d->cache != KT_CACHE_USED_HIT)
+		kt_offline_after_review(cfg, &d->id);
+	/* the API server is down: offline grace may vouch, and the rules decide (§6.5) */
+	if (rc != KT_R_OK && user != NULL && kt_offline_grace(cfg, &d->local, rc, d)) {
 		rc = kt_rules_decide(cfg->rules, cfg->n_rules, &d->id, user, &d->rule_line);
+		rc = rc == KT_R_OK ? KT_R_OFFLINE_GRACE : rc;
+		goto out;
+	}
+	if (rc != KT_R_OK && !(d->access_wanted && kt_access_reason_has_identity(rc) &&
+	                       d->id.username != NULL))
+		goto out;
+	/* made fresh every time, also on a cache hit: rule changes apply at once */
+	if (user != NULL) {
+		enum kt_reason by_rules = kt_rules_decide(cfg->rules, cfg->n_rules, &d->id, user,
+		                                          &d->rule_line);
+
+		/* the rules speak first (the helper asked RBAC only after them) */
+		rc = by_rules != KT_R_OK ? by_rules : rc;
+	}
 out:
 	d->elapsed_ms = (long)(kt_clock_ms(CLOCK_MONOTONIC) - start);
 	return d->reason = rc;

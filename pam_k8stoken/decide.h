@@ -9,14 +9,24 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "access.h"
 #include "config.h"
 #include "identity.h"
+#include "local_check.h"
 #include "reason.h"
 
 enum kt_cache_use {
 	KT_CACHE_OFF,                /* disabled in the config, or unusable (see cache_error) */
 	KT_CACHE_USED_MISS,          /* looked up, not found: a review was sent */
 	KT_CACHE_USED_HIT,           /* answered from the cache: nothing was sent */
+};
+
+/* The host access review of this login (docs/design.md §10), for the log line. */
+enum kt_access_use {
+	KT_ACCESS_OFF,               /* access_review = no */
+	KT_ACCESS_NONE,              /* on, but no answer: the login ended before it, or it failed */
+	KT_ACCESS_ALLOWED,           /* RBAC allows (now, or within cache_ttl from the cache) */
+	KT_ACCESS_DENIED,            /* RBAC does not allow: reason access_denied */
 };
 
 struct kt_decision {
@@ -34,6 +44,11 @@ struct kt_decision {
 	uid_t local_uid;
 	long elapsed_ms;
 	char fingerprint[13];        /* 12 hex chars identifying the token in logs */
+	enum kt_access_use access;
+	bool access_wanted;          /* access_review = yes and a local account to review */
+	struct kt_access_attrs access_attrs;   /* what the SubjectAccessReview asks, when wanted */
+	const char *access_args[4];  /* "--access", user, service, NULL: the helper's arguments */
+	struct kt_local_check local; /* local verification with the cluster's keys (§6.3) */
 };
 
 /* Wall time the module grants the helper: the configured timeout plus start-up slack. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "helper_proto.h"
 #include "review.h"
 #include "secure.h"
@@ -89,7 +90,8 @@ enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_resu
 	if (take_line(buf, len, &pos, "body", &v, &vlen) < 0 ||
 	    parse_number(v, vlen, KT_REPLY_MAX, &num) < 0)
 		return KT_R_HELPER;
-	if (num > 0 && reason != KT_R_OK)
+	/* a body is the reviewed identity: with ok, or a login the access review stopped */
+	if (num > 0 && !kt_access_reason_has_identity(reason))
 		return KT_R_HELPER;
 	if (len - pos != num + 4 || memcmp(buf + pos + num, "end\n", 4) != 0)
 		return KT_R_HELPER;

@@ -7,7 +7,8 @@
  *   server INDEX\n         (server line that gave the final answer, from 0)
  *   detail TEXT\n          (escaped, printable, for the log; may be empty)
  *   body LEN\n
- *   LEN bytes of reply body (only when reason is ok)
+ *   LEN bytes of reply body (only when reason is ok, or access_denied, deny_rule or
+ *   not_mapped after a successful review with --access: docs/design.md §10)
  *   end\n
  *
  * The trailing "end" proves the record is whole. The module also requires exit status

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "breaker.h"
 #include "http.h"
 #include "io.h"
 #include "review.h"
@@ -171,7 +172,21 @@ static enum kt_reason classify_status(long status)
 	return KT_R_HTTP_STATUS;
 }
 
-static void attempt(const struct kt_config *cfg, const char *server, const char *bearer_header,
+/* The cache directory for the circuit breaker, opened once per helper run (-1: no breaker). */
+static const struct kt_cache *breaker_cache(const struct kt_config *cfg)
+{
+	static struct kt_cache cache = { .dirfd = -1 };
+	static int tried;
+
+	if (!tried) {
+		tried = 1;
+		kt_breaker_open_cache(&cache, cfg->cache_dir);
+	}
+	return &cache;
+}
+
+static void attempt(const struct kt_config *cfg, const char *server, const char *path,
+                    const char *bearer_header,
                     const char *body, size_t body_len, long timeout_ms, struct reply *rep,
                     struct kt_helper_result *res)
 {
@@ -180,18 +195,28 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 	const char *lines[] = { "Content-Type: application/json", "Accept: application/json",
 	                        bearer_header };
 	char *ct = NULL;
-	CURL *curl = curl_easy_init();
+	CURL *curl;
 	CURLcode cc;
+	curl_off_t retry_after = 0;
+	int probe_fd = -1;
 
 	res->http_status = 0;
 	res->detail[0] = '\0';
 	rep->len = 0;
 	rep->too_large = 0;
+	/* a server in its backoff is skipped at once (docs/design.md §6.4) */
+	if (!kt_breaker_admit(breaker_cache(cfg), server, &probe_fd)) {
+		res->reason = KT_R_CIRCUIT_OPEN;
+		set_detail(res->detail, sizeof(res->detail), "%s is in its backoff after failing", server);
+		return;
+	}
+	curl = curl_easy_init();
 	if (curl == NULL) {
+		kt_breaker_record(breaker_cache(cfg), server, KT_R_NOMEM, 0, 0, probe_fd);
 		res->reason = KT_R_NOMEM;
 		return;
 	}
-	snprintf(url, sizeof(url), "%s/apis/authentication.k8s.io/v1/tokenreviews", server);
+	snprintf(url, sizeof(url), "%s%s", server, path);
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
 		if (lines[i] == NULL)
 			continue;
@@ -240,6 +265,7 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 		goto out;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &res->http_status);
+	curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after);
 	res->reason = classify_status(res->http_status);
 	if (res->reason != KT_R_OK) {
 		set_detail(res->detail, sizeof(res->detail), "HTTP status %ld", res->http_status);
@@ -252,6 +278,8 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 		           ct != NULL ? ct : "(none)");
 	}
 out:
+	kt_breaker_record(breaker_cache(cfg), server, res->reason, res->http_status, (long)retry_after,
+	                  probe_fd);
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
 }
@@ -287,7 +315,63 @@ void kt_http_review(const struct kt_config *cfg, int only, const char *bearer,
 			break;
 		}
 		res->server_index = (unsigned)i;
-		attempt(cfg, cfg->servers[i], bearer_header, body, body_len, (long)left, &rep, res);
+		attempt(cfg, cfg->servers[i], "/apis/authentication.k8s.io/v1/tokenreviews",
+		        bearer_header, body, body_len, (long)left, &rep, res);
+		if (res->reason == KT_R_OK || res->reason == KT_R_NOMEM)
+			break;
+	}
+	if (res->reason == KT_R_OK) {
+		res->body = rep.buf;
+		res->body_len = rep.len;
+		rep.buf = NULL;
+	}
+out:
+	kt_free_secret(rep.buf, KT_REPLY_MAX);
+	kt_free_secret(bearer_header, header_len);
+}
+
+/* The Authorization header line for bearer, or NULL (also when bearer is NULL). */
+static char *bearer_line(const char *bearer, size_t *len)
+{
+	char *line;
+
+	*len = 0;
+	if (bearer == NULL)
+		return NULL;
+	*len = strlen(bearer) + sizeof("Authorization: Bearer ");
+	line = malloc(*len);
+	if (line != NULL)
+		snprintf(line, *len, "Authorization: Bearer %s", bearer);
+	return line;
+}
+
+void kt_http_post(const struct kt_config *cfg, int only, const char *bearer, const char *path,
+                  const char *body, size_t body_len, long long deadline_ms,
+                  struct kt_helper_result *res)
+{
+	struct reply rep = { 0 };
+	size_t header_len = 0;
+	char *bearer_header = bearer_line(bearer, &header_len);
+
+	memset(res, 0, sizeof(*res));
+	res->reason = KT_R_TIMEOUT;
+	snprintf(res->detail, sizeof(res->detail), "no time left for %s", path);
+	rep.buf = malloc(KT_REPLY_MAX);
+	if (rep.buf == NULL || (bearer != NULL && bearer_header == NULL)) {
+		res->reason = KT_R_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_servers; i++) {
+		long long left = deadline_ms - kt_clock_ms(CLOCK_MONOTONIC);
+
+		if (only >= 0 && (size_t)only != i)
+			continue;
+		if (left <= 0) {
+			res->reason = KT_R_TIMEOUT;
+			break;
+		}
+		res->server_index = (unsigned)i;
+		attempt(cfg, cfg->servers[i], path, bearer_header, body, body_len, (long)left, &rep, res);
 		if (res->reason == KT_R_OK || res->reason == KT_R_NOMEM)
 			break;
 	}

@@ -24,4 +24,12 @@ enum kt_reason kt_http_load_credential(const struct kt_config *cfg, char **out,
 void kt_http_review(const struct kt_config *cfg, int only, const char *bearer,
                     const char *body, size_t body_len, struct kt_helper_result *res);
 
+/*
+ * The same ordered failover for another API path (the SubjectAccessReview), until
+ * deadline_ms (CLOCK_MONOTONIC ms): the helper's one deadline for all its requests.
+ */
+void kt_http_post(const struct kt_config *cfg, int only, const char *bearer, const char *path,
+                  const char *body, size_t body_len, long long deadline_ms,
+                  struct kt_helper_result *res);
+
 #endif

@@ -1,20 +1,25 @@
 /*
  * k8stoken: the administrator's tool (docs/design.md §9).
- *   k8stoken check [--conf F] [--user U] [--helper H]   token on stdin, decision on stdout
+ *   k8stoken check [--conf F] [--user U] [--service S] [--helper H]   token on stdin, decision on stdout
  *   k8stoken selftest [--conf F] [--helper H]           connectivity, CA, reviewer RBAC
  *   k8stoken cache flush [--conf F] [--serviceaccount NS/NAME]
  *   k8stoken cache stats [--conf F]
+ *   k8stoken renew [--conf F] [--force]                  renew the reviewer token (renew.c)
+ *   k8stoken enroll --bundle DIR [--conf F] [--force] [--helper H]   install a bundle, selftest
  * Exit codes: 0 allowed / all good, 1 denied, 2 unavailable or failed check, 3 usage/config.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
 #include "config.h"
 #include "decide.h"
 #include "io.h"
+#include "logline.h"
+#include "renew.h"
 #include "review.h"
 #include "secure.h"
 #include "spawn.h"
@@ -32,28 +37,40 @@ struct options {
 	const char *user;
 	const char *helper;
 	const char *serviceaccount;
+	const char *service;
+	const char *bundle;
+	bool force;
 };
 
 static void usage(FILE *to)
 {
 	fprintf(to,
-	        "usage: k8stoken check [--conf FILE] [--user USER] [--helper PATH] < token\n"
+	        "usage: k8stoken check [--conf FILE] [--user USER] [--service NAME] [--helper PATH] < token\n"
 	        "       k8stoken selftest [--conf FILE] [--helper PATH]\n"
 	        "       k8stoken cache flush [--conf FILE] [--serviceaccount NS/NAME]\n"
 	        "       k8stoken cache stats [--conf FILE]\n"
+	        "       k8stoken renew [--conf FILE] [--force]\n"
+	        "       k8stoken enroll --bundle DIR [--conf FILE] [--force] [--helper PATH]\n"
 	        "\n"
 	        "check     reads a ServiceAccount token on stdin and shows the decision\n"
-	        "          pam_k8stoken would make for USER (without --user: the token only)\n"
+	        "          pam_k8stoken would make for USER (without --user: the token only),\n"
+	        "          with the access review for PAM service NAME (default sshd)\n"
 	        "selftest  checks every server line: TLS against ca_file, the reviewer\n"
-	        "          credential, and that it may create tokenreviews\n"
+	        "          credential, and that it may create tokenreviews (and\n"
+	        "          subjectaccessreviews when access_review = yes)\n"
 	        "cache     flush removes remembered reviews (all, or one ServiceAccount's);\n"
 	        "          stats shows entries, hits and misses\n"
+	        "renew     replaces the reviewer token with a new one of the same lifetime\n"
+	        "          once less than a third of it is left (--force: now)\n"
+	        "enroll    installs a bundle of `kubectl k8stoken enroll HOST --output DIR`\n"
+	        "          (never over an existing file without --force), then runs selftest\n"
 	        "\n"
 	        "FILE defaults to " KT_DEFAULT_CONF ".\n"
 	        "Exit status: 0 allowed/healthy, 1 denied, 2 unavailable, 3 usage or configuration.\n");
 }
 
-/* Options allowed per command, as a string of letters: c conf, h helper, u user, s serviceaccount. */
+/* Options allowed per command, as a string of letters: c conf, h helper, u user, s serviceaccount,
+ * v service, b bundle, f --force. */
 static int parse_options(int argc, char **argv, int first, struct options *o, const char *allowed)
 {
 	o->conf = KT_DEFAULT_CONF;
@@ -68,6 +85,14 @@ static int parse_options(int argc, char **argv, int first, struct options *o, co
 			slot = &o->user;
 		else if (strcmp(argv[i], "--serviceaccount") == 0 && strchr(allowed, 's'))
 			slot = &o->serviceaccount;
+		else if (strcmp(argv[i], "--service") == 0 && strchr(allowed, 'v'))
+			slot = &o->service;
+		else if (strcmp(argv[i], "--bundle") == 0 && strchr(allowed, 'b'))
+			slot = &o->bundle;
+		if (strcmp(argv[i], "--force") == 0 && strchr(allowed, 'f')) {
+			o->force = true;
+			continue;
+		}
 		if (slot == NULL || i + 1 >= argc) {
 			fprintf(stderr, "k8stoken: unexpected argument '%s'\n", argv[i]);
 			return -1;
@@ -126,12 +151,30 @@ static char *read_stdin_token(size_t max, size_t *len)
 	return buf;
 }
 
+/* The access review: what was asked and what RBAC answered (docs/design.md §10). */
+static void print_access(const struct kt_decision *d, const char *user)
+{
+	char asked[7 * (KT_ACCESS_VALUE_MAX + 16)];
+
+	if (d->access == KT_ACCESS_OFF)
+		return;
+	if (!d->access_wanted) {
+		printf("access:          not asked%s\n", user == NULL ? " (no --user given)" : "");
+		return;
+	}
+	kt_access_describe(&d->access_attrs, asked, sizeof(asked));
+	printf("access:          %s%s\n", kt_access_use_name(d->access),
+	       d->access == KT_ACCESS_ALLOWED && d->cache == KT_CACHE_USED_HIT ? " (cached)" : "");
+	printf("access asked:    %s\n", asked);
+}
+
 static void print_decision(const struct kt_decision *d, const char *user)
 {
 	const struct kt_identity *id = &d->id;
 
 	printf("decision:        %s (%s)\n",
-	       d->reason == KT_R_OK ? (user ? "allow" : "token accepted") : "deny",
+	       kt_reason_class(d->reason) == KT_CLASS_ALLOW ? (user ? "allow" : "token accepted")
+	                                                    : "deny",
 	       kt_reason_name(d->reason));
 	if (id->username != NULL) {
 		printf("serviceaccount:  %s/%s\n", id->sa_namespace, id->sa_name);
@@ -151,6 +194,13 @@ static void print_decision(const struct kt_decision *d, const char *user)
 		printf("local user:      %s (uid %lu)\n", user, (unsigned long)d->local_uid);
 	if (d->rule_line != 0)
 		printf("rule:            line %u\n", d->rule_line);
+	print_access(d, user);
+	/* local verification with the cluster's keys (docs/design.md §6.3) */
+	if (d->local.verified)
+		printf("local check:     verified with the cluster's keys (fetched %lld s ago)\n",
+		       d->local.keys_age_ms / 1000);
+	else if (d->local.warning[0] != '\0')
+		printf("local check:     not done: %s\n", d->local.warning);
 	if (d->reviewed)
 		printf("server:          %s (HTTP %ld)\n", d->server ? d->server : "-", d->http_status);
 	if (d->cache != KT_CACHE_OFF)
@@ -185,6 +235,7 @@ static int cmd_check(const struct options *o)
 		kt_config_free(&cfg);
 		return EXIT_UNAVAILABLE;
 	}
+	cfg.service = o->service != NULL ? o->service : "sshd";
 	kt_decide(&cfg, o->conf, token, len, o->user, &d);
 	print_decision(&d, o->user);
 	rc = exit_code(d.reason);
@@ -192,6 +243,30 @@ static int cmd_check(const struct options *o)
 	kt_free_secret(token, cap + 2);
 	kt_config_free(&cfg);
 	return rc;
+}
+
+/* access_review = yes: the reviewer must also be allowed to create subjectaccessreviews. */
+static int selftest_access(const struct kt_config *cfg, const char *conf, unsigned i)
+{
+	static const char *const args[] = { "--access-selftest", NULL };
+	struct kt_helper_result res;
+	enum kt_reason r;
+
+	r = kt_spawn_review_args(cfg->helper ? cfg->helper : KT_HELPER_PATH, conf, (int)i, args,
+	                         SELFTEST_TOKEN, sizeof(SELFTEST_TOKEN) - 1,
+	                         kt_review_deadline_ms(cfg), &res);
+	if (r == KT_R_OK)
+		printf("ok    %s: reviewer may create subjectaccessreviews (access_review)\n",
+		       cfg->servers[i]);
+	else if (r == KT_R_ACCESS_DENIED)
+		printf("FAIL  %s: the reviewer may not create subjectaccessreviews, needed by "
+		       "access_review = yes: bind it to system:auth-delegator%s%s\n", cfg->servers[i],
+		       res.detail[0] ? ": " : "", res.detail);
+	else
+		printf("FAIL  %s: access review check: %s%s%s\n", cfg->servers[i], kt_reason_name(r),
+		       res.detail[0] ? ": " : "", res.detail);
+	kt_helper_result_free(&res);
+	return r == KT_R_OK;
 }
 
 /* One server: a review of a junk token must come back as a well-formed "not authenticated". */
@@ -224,7 +299,28 @@ static int selftest_server(const struct kt_config *cfg, const char *conf, unsign
 	}
 	kt_identity_free(&id);
 	kt_helper_result_free(&res);
+	if (ok && cfg->access_review)
+		ok = selftest_access(cfg, conf, i);
 	return ok;
+}
+
+/* A bound reviewer token that ends within a day: renewal is not happening (docs/design.md §9.2). */
+static void selftest_credential_expiry(const struct kt_config *cfg)
+{
+	struct kt_cred_claims c;
+	char err[256];
+	long long left;
+
+	if (kt_cred_read_claims(cfg, &c, err, sizeof(err)) != 1 || !c.has_exp)
+		return;   /* a client certificate, a legacy token, or unreadable (the server check says) */
+	left = c.exp - (long long)time(NULL);
+	if (left <= 0)
+		printf("WARN  %s: the reviewer token expired %lld min ago: enroll the host again\n",
+		       cfg->reviewer_token_file, -left / 60);
+	else if (left < 24 * 3600)
+		printf("WARN  %s: the reviewer token expires in %lld h %lld min: is k8stoken-renew.timer "
+		       "running? (k8stoken renew)\n", cfg->reviewer_token_file, left / 3600,
+		       left % 3600 / 60);
 }
 
 static int cmd_selftest(const struct options *o)
@@ -240,6 +336,7 @@ static int cmd_selftest(const struct options *o)
 	printf("ok    %s: configuration valid (%zu server%s, %zu audience%s, %zu rule%s)\n", o->conf,
 	       cfg.n_servers, cfg.n_servers == 1 ? "" : "s", cfg.n_audiences,
 	       cfg.n_audiences == 1 ? "" : "s", cfg.n_rules, cfg.n_rules == 1 ? "" : "s");
+	selftest_credential_expiry(&cfg);
 	for (unsigned i = 0; i < cfg.n_servers; i++)
 		good += (unsigned)selftest_server(&cfg, o->conf, i);
 	total = cfg.n_servers;
@@ -297,7 +394,7 @@ int main(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	if (strcmp(argv[1], "check") == 0) {
-		if (parse_options(argc, argv, 2, &o, "chu") < 0)
+		if (parse_options(argc, argv, 2, &o, "chuv") < 0)
 			return EXIT_USAGE;
 		return cmd_check(&o);
 	}
@@ -315,6 +412,23 @@ int main(int argc, char **argv)
 		if (parse_options(argc, argv, 3, &o, "c") < 0)
 			return EXIT_USAGE;
 		return cmd_cache(&o, 0);
+	}
+	if (strcmp(argv[1], "renew") == 0) {
+		if (parse_options(argc, argv, 2, &o, "cf") < 0)
+			return EXIT_USAGE;
+		return kt_renew(o.conf, o.force);
+	}
+	if (strcmp(argv[1], "enroll") == 0) {
+		int rc;
+
+		if (parse_options(argc, argv, 2, &o, "cbfh") < 0)
+			return EXIT_USAGE;
+		if (o.bundle == NULL) {
+			fprintf(stderr, "k8stoken: enroll needs --bundle DIR (made by kubectl k8stoken enroll)\n");
+			return EXIT_USAGE;
+		}
+		rc = kt_enroll_bundle(o.bundle, o.conf, o.force);
+		return rc != 0 ? rc : cmd_selftest(&o);
 	}
 	fprintf(stderr, "k8stoken: unknown command '%s'\n", argv[1]);
 	usage(stderr);

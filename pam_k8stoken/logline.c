@@ -4,6 +4,21 @@
 #include "logline.h"
 #include "secure.h"
 
+const char *kt_access_use_name(enum kt_access_use a)
+{
+	switch (a) {
+	case KT_ACCESS_ALLOWED:
+		return "allowed";
+	case KT_ACCESS_DENIED:
+		return "denied";
+	case KT_ACCESS_NONE:
+		return "none";
+	case KT_ACCESS_OFF:
+		break;
+	}
+	return "off";
+}
+
 /* Appends " key=value" (value escaped) when value is set. */
 static void field(char *out, size_t outlen, size_t *pos, const char *key, const char *value)
 {
@@ -25,7 +40,8 @@ void kt_logline_format(const struct kt_decision *d, const char *user, const char
 	size_t pos;
 	int n;
 
-	n = snprintf(out, outlen, "%s", d->reason == KT_R_OK ? "allow" : "deny");
+	n = snprintf(out, outlen, "%s",
+	             kt_reason_class(d->reason) == KT_CLASS_ALLOW ? "allow" : "deny");
 	pos = n > 0 ? (size_t)n : 0;
 	field(out, outlen, &pos, "user", d->account_checked ? user : "(unknown)");
 	if (d->id.sa_namespace != NULL)
@@ -37,6 +53,8 @@ void kt_logline_format(const struct kt_decision *d, const char *user, const char
 	if (d->reviewed || d->cache == KT_CACHE_USED_HIT)
 		field(out, outlen, &pos, "cache", d->cache == KT_CACHE_USED_HIT ? "hit"
 		                                  : d->cache == KT_CACHE_USED_MISS ? "miss" : "off");
+	if (d->reviewed || d->cache == KT_CACHE_USED_HIT)
+		field(out, outlen, &pos, "access", kt_access_use_name(d->access));
 	field(out, outlen, &pos, "server", d->server);
 	snprintf(ms, sizeof(ms), "%ld", d->elapsed_ms);
 	field(out, outlen, &pos, "ms", ms);

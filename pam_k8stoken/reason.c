@@ -8,6 +8,11 @@ static const char *const names[KT_R__COUNT] = {
 	[KT_R_NOT_JWT] = "not_jwt",
 	[KT_R_TOKEN_TOO_LONG] = "token_too_long",
 	[KT_R_INCOMPLETE_TOKEN] = "incomplete_token",
+	[KT_R_BAD_SIGNATURE] = "bad_signature",
+	[KT_R_UNKNOWN_KEY] = "unknown_key",
+	[KT_R_EXPIRED] = "expired",
+	[KT_R_NOT_YET_VALID] = "not_yet_valid",
+	[KT_R_ISSUER_MISMATCH] = "issuer_mismatch",
 	[KT_R_UNAUTHENTICATED] = "unauthenticated",
 	[KT_R_AUDIENCE] = "audience_mismatch",
 	[KT_R_NOT_SERVICEACCOUNT] = "not_serviceaccount",
@@ -15,6 +20,7 @@ static const char *const names[KT_R__COUNT] = {
 	[KT_R_LEGACY_TOKEN] = "legacy_token",
 	[KT_R_DENY_RULE] = "deny_rule",
 	[KT_R_NOT_MAPPED] = "not_mapped",
+	[KT_R_ACCESS_DENIED] = "access_denied",
 	[KT_R_UNKNOWN_USER] = "unknown_user",
 	[KT_R_UID_POLICY] = "uid_policy",
 	[KT_R_TRANSPORT] = "transport",
@@ -26,9 +32,12 @@ static const char *const names[KT_R__COUNT] = {
 	[KT_R_MALFORMED_REPLY] = "malformed_reply",
 	[KT_R_REVIEWER_CREDENTIAL] = "reviewer_credential",
 	[KT_R_HELPER] = "helper_failed",
+	[KT_R_CIRCUIT_OPEN] = "circuit_open",
+	[KT_R_NO_KEYS] = "keys_unavailable",
 	[KT_R_CONFIG] = "config",
 	[KT_R_NOMEM] = "nomem",
 	[KT_R_SYSTEM] = "system",
+	[KT_R_OFFLINE_GRACE] = "offline_grace",
 };
 
 const char *kt_reason_name(enum kt_reason r)
@@ -48,7 +57,7 @@ enum kt_reason kt_reason_from_name(const char *name)
 
 enum kt_reason_class kt_reason_class(enum kt_reason r)
 {
-	if (r == KT_R_OK)
+	if (r == KT_R_OK || r == KT_R_OFFLINE_GRACE)
 		return KT_CLASS_ALLOW;
 	if (r >= KT_R_EMPTY_TOKEN && r <= KT_R_UID_POLICY)
 		return KT_CLASS_DENY;

@@ -2,7 +2,9 @@
  * k8stoken-review: the module's network helper. Run by the module (never setuid)
  * with a fixed environment; reads the token on stdin, sends one TokenReview with
  * libcurl, writes a helper_proto record on stdout. Usage:
- *   k8stoken-review --conf PATH [--server N]
+ *   k8stoken-review --conf PATH [--server N] [--access USER SERVICE | --access-selftest]
+ * --access adds the local rules and one SubjectAccessReview after a successful review
+ * (docs/design.md §10); --access-selftest sends only a SelfSubjectAccessReview.
  */
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -12,13 +14,17 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "config.h"
 #include "helper_proto.h"
 #include "http.h"
 #include "io.h"
+#include "jwks_fetch.h"
 #include "review.h"
+#include "rules.h"
 #include "secure.h"
 
 /* Nothing from whoever started us may steer libcurl or OpenSSL (proxies, key logs, CA paths). */
@@ -187,6 +193,108 @@ static void forward_status_only(const struct kt_config *cfg, struct kt_helper_re
 	}
 }
 
+/* What the module asked for besides the TokenReview (trailing arguments, docs/design.md §10). */
+struct access_request {
+	const char *user;      /* --access USER SERVICE: a SubjectAccessReview for this login */
+	const char *service;
+	bool selftest;         /* --access-selftest: may our credential create subjectaccessreviews? */
+};
+
+/* Takes the trailing access arguments off argv; returns the count of the others. */
+static int take_access_args(int argc, char **argv, struct access_request *ar)
+{
+	if (argc >= 6 && strcmp(argv[argc - 3], "--access") == 0) {
+		ar->user = argv[argc - 2];
+		ar->service = argv[argc - 1];
+		return argc - 3;
+	}
+	if (argc >= 4 && strcmp(argv[argc - 1], "--access-selftest") == 0) {
+		ar->selftest = true;
+		return argc - 1;
+	}
+	return argc;
+}
+
+/* A failed SubjectAccessReview replaces the reviewed identity: nothing is let in. */
+static void access_failed(struct kt_helper_result *res, const struct kt_helper_result *sar)
+{
+	kt_helper_result_free(res);
+	res->reason = sar->reason;
+	res->http_status = sar->http_status;
+	res->server_index = sar->server_index;
+	snprintf(res->detail, sizeof(res->detail), "SubjectAccessReview: %.200s",
+	         sar->detail[0] != '\0' ? sar->detail : "reply refused");
+}
+
+/* Sends request (a (Self)SubjectAccessReview) and validates the reply into sar->reason. */
+static void send_access_review(const struct kt_config *cfg, int only, const char *bearer,
+                               const char *path, const char *request, size_t request_len,
+                               long long deadline, struct kt_helper_result *sar)
+{
+	char reason[KT_ACCESS_REASON_MAX + 1] = "";
+
+	kt_http_post(cfg, only, bearer, path, request, request_len, deadline, sar);
+	if (sar->reason != KT_R_OK)
+		return;
+	sar->reason = kt_access_parse_reply(sar->body, sar->body_len, request, request_len, reason);
+	kt_helper_result_free(sar);
+	if (sar->reason == KT_R_ACCESS_DENIED)
+		snprintf(sar->detail, sizeof(sar->detail), "%s", reason);
+	else if (sar->reason == KT_R_MALFORMED_REPLY)
+		snprintf(sar->detail, sizeof(sar->detail), "not a well-formed answer to our request");
+}
+
+/*
+ * After a successful review (res: ok with the rebuilt TokenReview): the local rules,
+ * then one SubjectAccessReview within the same deadline. res ends as ok (allowed),
+ * access_denied, deny_rule or not_mapped with the identity, or the SubjectAccessReview's
+ * failure without it. Only ok may be cached by the module.
+ */
+static void review_access(const struct kt_config *cfg, int only, const char *bearer,
+                          const char *user, const char *request, size_t request_len,
+                          long long deadline, struct kt_helper_result *res)
+{
+	struct kt_helper_result sar;
+	struct kt_identity id;
+	unsigned line = 0;
+	enum kt_reason r;
+
+	r = kt_review_parse_reply(res->body, res->body_len, cfg->audiences, cfg->n_audiences,
+	                          &id, NULL);
+	if (r == KT_R_OK)   /* a login the local rules refuse costs no request */
+		r = kt_rules_decide(cfg->rules, cfg->n_rules, &id, user, &line);
+	kt_identity_free(&id);
+	if (r != KT_R_OK) {
+		if (!kt_access_reason_has_identity(r))
+			kt_helper_result_free(res);
+		res->reason = r;
+		return;
+	}
+	send_access_review(cfg, only, bearer, KT_SAR_PATH, request, request_len, deadline, &sar);
+	if (sar.reason == KT_R_ACCESS_DENIED) {
+		res->reason = KT_R_ACCESS_DENIED;
+		res->http_status = sar.http_status;
+		snprintf(res->detail, sizeof(res->detail), "%s", sar.detail);
+	} else if (sar.reason != KT_R_OK) {
+		access_failed(res, &sar);
+	}
+	kt_helper_result_free(&sar);
+}
+
+/* k8stoken selftest: ok when the reviewer may create subjectaccessreviews, else why not. */
+static void access_selftest(const struct kt_config *cfg, int only, const char *bearer,
+                            long long deadline, struct kt_helper_result *res)
+{
+	char *request = NULL;
+	size_t request_len = 0;
+
+	memset(res, 0, sizeof(*res));
+	res->reason = kt_access_build_self_request(&request, &request_len);
+	if (res->reason == KT_R_OK)
+		send_access_review(cfg, only, bearer, KT_SSAR_PATH, request, request_len, deadline, res);
+	kt_free_secret(request, request_len);
+}
+
 /* Reads the whole token from stdin; more than max bytes is refused. */
 static char *read_token(size_t max, size_t *len)
 {
@@ -210,15 +318,28 @@ int main(int argc, char **argv)
 	struct kt_config cfg;
 	struct kt_helper_result res = { .reason = KT_R_HELPER };
 	char err[512];
-	char *token = NULL, *bearer = NULL, *request = NULL;
-	size_t token_len = 0, request_len = 0, token_cap = 0;
+	char *token = NULL, *bearer = NULL, *request = NULL, *sar_request = NULL;
+	size_t token_len = 0, request_len = 0, token_cap = 0, sar_request_len = 0;
 	int only = -1, rc;
+	struct access_request ar = { 0 };
+	struct kt_access_attrs attrs;
+	enum kt_reason sar_rc = KT_R_OK;
+	/* one deadline for the TokenReview and the SubjectAccessReview together */
+	long long deadline = kt_clock_ms(CLOCK_MONOTONIC);
+	int nargs;
+	bool fetch_keys = false;
 
 	harden_process();
 	kt_config_init(&cfg);
-	if (argc == 5 && strcmp(argv[3], "--server") == 0)
+	/* --jwks: fetch the cluster's key set instead of a review (docs/design.md §6.3) */
+	if (argc == 4 && strcmp(argv[3], "--jwks") == 0) {
+		fetch_keys = true;
+		argc = 3;
+	}
+	nargs = take_access_args(argc, argv, &ar);
+	if (nargs == 5 && strcmp(argv[3], "--server") == 0)
 		only = atoi(argv[4]);
-	else if (argc != 3)
+	else if (nargs != 3)
 		goto usage;
 	if (strcmp(argv[1], "--conf") != 0)
 		goto usage;
@@ -233,6 +354,17 @@ int main(int argc, char **argv)
 		snprintf(res.detail, sizeof(res.detail), "no server number %d", only);
 		goto out;
 	}
+	deadline += (long long)cfg.timeout * 1000;
+	if (ar.user != NULL && !cfg.access_review) {
+		res.reason = KT_R_CONFIG;   /* the module read access_review = yes: never skip it */
+		snprintf(res.detail, sizeof(res.detail), "access_review is not enabled");
+		goto out;
+	}
+	if (ar.user != NULL &&
+	    kt_access_render(&cfg, ar.user, ar.service, &attrs, res.detail, sizeof(res.detail)) != KT_R_OK) {
+		res.reason = KT_R_CONFIG;
+		goto out;
+	}
 	token_cap = cfg.max_token_size + 1;
 	token = read_token(cfg.max_token_size, &token_len);
 	if (token == NULL) {
@@ -242,6 +374,20 @@ int main(int argc, char **argv)
 	res.reason = kt_http_load_credential(&cfg, &bearer, res.detail, sizeof(res.detail));
 	if (res.reason != KT_R_OK)
 		goto out;
+	if (fetch_keys) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			res.reason = KT_R_SYSTEM;
+		else
+			kt_jwks_fetch(&cfg, bearer, &res);
+		goto out;
+	}
+	if (ar.selftest) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			res.reason = KT_R_SYSTEM;
+		else
+			access_selftest(&cfg, only, bearer, deadline, &res);
+		goto out;
+	}
 	res.reason = kt_review_build_request(token, token_len, cfg.audiences, cfg.n_audiences,
 	                                     &request, &request_len);
 	if (res.reason != KT_R_OK)
@@ -251,18 +397,30 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	kt_http_review(&cfg, only, bearer, request, request_len, &res);
+	/* from the reply as received: spec.extra exactly as the TokenReview gave it */
+	if (res.reason == KT_R_OK && ar.user != NULL)
+		sar_rc = kt_access_build_request(res.body, res.body_len, &attrs, &sar_request,
+		                                 &sar_request_len);
 	if (res.reason == KT_R_OK)
 		forward_status_only(&cfg, &res);
+	if (res.reason == KT_R_OK && ar.user != NULL && sar_rc != KT_R_OK) {
+		kt_helper_result_free(&res);
+		res.reason = sar_rc;
+	} else if (res.reason == KT_R_OK && ar.user != NULL) {
+		review_access(&cfg, only, bearer, ar.user, sar_request, sar_request_len, deadline, &res);
+	}
 out:
 	rc = emit(&res);
 	kt_helper_result_free(&res);
 	kt_free_secret(request, request_len);
+	kt_free_secret(sar_request, sar_request_len);
 	kt_free_secret_str(bearer);
 	kt_free_secret(token, token_cap);
 	kt_config_free(&cfg);
 	return rc;
 usage:
-	fprintf(stderr, "usage: k8stoken-review --conf PATH [--server N]\n"
+	fprintf(stderr, "usage: k8stoken-review --conf PATH [--server N] "
+	                "[--access USER SERVICE | --access-selftest]\n"
 	                "Run by pam_k8stoken; reads a token on stdin.\n");
 	kt_config_free(&cfg);
 	return 2;

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +40,17 @@ static int wait_fd(int fd, short events, long long deadline)
 	}
 }
 
-static pid_t start_helper(const char *helper, const char *conf_path, int only, int child_fd)
+static pid_t start_helper(const char *helper, const char *conf_path, int only,
+                          const char *const *extra, int child_fd)
 {
 	static char *const envp[] = { "PATH=/usr/bin:/bin", "LANG=C", NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
 	char server[16];
-	char *argv[6] = { (char *)"k8stoken-review", (char *)"--conf", (char *)conf_path, NULL };
+	char *argv[6 + KT_SPAWN_EXTRA_MAX] = { (char *)"k8stoken-review", (char *)"--conf",
+	                                       (char *)conf_path, NULL };
+	size_t argc = 3;
 	pid_t pid = -1;
 	int err;
 
@@ -54,7 +58,10 @@ static pid_t start_helper(const char *helper, const char *conf_path, int only, i
 		snprintf(server, sizeof(server), "%d", only);
 		argv[3] = (char *)"--server";
 		argv[4] = server;
+		argc = 5;
 	}
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && i < KT_SPAWN_EXTRA_MAX; i++)
+		argv[argc++] = (char *)(uintptr_t)extra[i];
 	sigemptyset(&none);
 	sigfillset(&all);
 	if (posix_spawn_file_actions_init(&fa) != 0)
@@ -148,6 +155,14 @@ enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int on
                                const char *token, size_t token_len, long deadline_ms,
                                struct kt_helper_result *res)
 {
+	return kt_spawn_review_args(helper, conf_path, only, NULL, token, token_len, deadline_ms, res);
+}
+
+enum kt_reason kt_spawn_review_args(const char *helper, const char *conf_path, int only,
+                                    const char *const *extra, const char *token,
+                                    size_t token_len, long deadline_ms,
+                                    struct kt_helper_result *res)
+{
 	long long deadline = kt_clock_ms(CLOCK_MONOTONIC) + deadline_ms;
 	int sv[2] = { -1, -1 }, pidfd = -1, rd, exited;
 	char *out;
@@ -165,7 +180,7 @@ enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int on
 		res->reason = KT_R_SYSTEM;
 		goto out;
 	}
-	pid = start_helper(helper, conf_path, only, sv[1]);
+	pid = start_helper(helper, conf_path, only, extra, sv[1]);
 	close(sv[1]);
 	sv[1] = -1;
 	if (pid < 0) {

@@ -17,4 +17,15 @@ enum kt_reason kt_spawn_review(const char *helper, const char *conf_path, int on
                                const char *token, size_t token_len, long deadline_ms,
                                struct kt_helper_result *res);
 
+#define KT_SPAWN_EXTRA_MAX 4
+
+/*
+ * The same with extra arguments after the standard ones (NULL-terminated, at most
+ * KT_SPAWN_EXTRA_MAX): "--access USER SERVICE" for the SubjectAccessReview, "--access-selftest".
+ */
+enum kt_reason kt_spawn_review_args(const char *helper, const char *conf_path, int only,
+                                    const char *const *extra, const char *token,
+                                    size_t token_len, long deadline_ms,
+                                    struct kt_helper_result *res);
+
 #endif

@@ -299,3 +299,54 @@ out:
 	explicit_bzero(buf, sizeof(buf));
 	return shape;
 }
+
+/* Decodes one base64url segment into a JSON object (the checks of header_alg/payload_ok). */
+static json_object *decode_object(const char *seg, size_t len, unsigned char buf[KT_TOKEN_SEG_MAX])
+{
+	size_t n;
+
+	if (len % 4 == 1 || b64url_decoded_len(len) > KT_TOKEN_SEG_MAX)
+		return NULL;
+	n = b64url_decode(seg, len, buf, KT_TOKEN_SEG_MAX);
+	return n == SIZE_MAX ? NULL : parse_object(buf, n);
+}
+
+enum kt_reason kt_token_decode(const char *tok, size_t len, struct kt_token_parts *parts)
+{
+	unsigned char buf[KT_TOKEN_SEG_MAX];
+	const char *seg[3];
+	size_t seglen[3], nseg, n;
+	enum kt_reason r = KT_R_NOT_JWT;
+
+	memset(parts, 0, sizeof(*parts));
+	if (!split_segments(tok, len, seg, seglen, &nseg, false) || nseg != 3)
+		return KT_R_NOT_JWT;
+	parts->header = decode_object(seg[0], seglen[0], buf);
+	if (parts->header != NULL)
+		parts->payload = decode_object(seg[1], seglen[1], buf);
+	if (parts->payload == NULL)
+		goto out;
+	n = b64url_decode(seg[2], seglen[2], parts->sig, sizeof(parts->sig));
+	if (n == SIZE_MAX)
+		goto out;
+	parts->sig_len = n;
+	parts->signed_len = seglen[0] + 1 + seglen[1];
+	r = KT_R_OK;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	if (r != KT_R_OK)
+		kt_token_parts_free(parts);
+	return r;
+}
+
+void kt_token_parts_free(struct kt_token_parts *parts)
+{
+	json_object_put(parts->header);
+	json_object_put(parts->payload);
+	memset(parts, 0, sizeof(*parts));
+}
+
+size_t kt_b64url_decode(const char *in, size_t n, unsigned char *out, size_t outsz)
+{
+	return b64url_decode(in, n, out, outsz);
+}

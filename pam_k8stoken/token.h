@@ -44,4 +44,29 @@ enum kt_token_shape {
  */
 enum kt_token_shape kt_token_shape(const char *text, size_t len);
 
+/* A token that passed kt_token_check, decoded for local signature verification (jwt_verify.c). */
+#define KT_TOKEN_SIG_MAX 512   /* bytes: a 4096-bit RSA signature */
+struct json_object;
+struct kt_token_parts {
+	struct json_object *header;    /* the JOSE header object */
+	struct json_object *payload;   /* the claims object */
+	size_t signed_len;             /* tok[0..signed_len) is the signing input "HEADER.PAYLOAD" */
+	unsigned char sig[KT_TOKEN_SIG_MAX];
+	size_t sig_len;
+};
+
+/*
+ * Decodes header, payload and signature of tok[0..len) with the same strict rules as
+ * kt_token_check (which must have passed). KT_R_NOT_JWT when it does not decode (or the
+ * signature is longer than KT_TOKEN_SIG_MAX), KT_R_NOMEM. Release with kt_token_parts_free.
+ */
+enum kt_reason kt_token_decode(const char *tok, size_t len, struct kt_token_parts *parts);
+void kt_token_parts_free(struct kt_token_parts *parts);
+
+/*
+ * Strict unpadded base64url (the token's own decoder, for the keys of a JWKS): decoded
+ * length, or SIZE_MAX when not canonical or longer than outsz.
+ */
+size_t kt_b64url_decode(const char *in, size_t n, unsigned char *out, size_t outsz);
+
 #endif

@@ -13,7 +13,15 @@ One run against the local test API server (tests/apiserver, Python, TLS on 127.0
   - one bare `curl` POST of the same TokenReview, wall time per process from here
     (process start + TLS + request: the floor for a miss, which also starts a process);
   - logins per second for 16 parallel driver processes, with one shared token and with a
-    distinct token per login, and the TokenReviews the API server received.
+    distinct token per login, and the TokenReviews the API server received;
+  - local verification and the circuit breaker (docs/design.md §6.3, §6.4), as ratios against
+    today's behaviour (local_verify = no, no breaker):
+      * 1,000 forged tokens (right shape, the server's kid, another key): TokenReviews sent
+        and time per refusal, with local_verify = auto and with local_verify = no;
+      * 100 logins while the only server black-holes packets: total and per login with the
+        breaker, against the same logins without it (measured on KT_BENCH_HOLE_TODAY of them);
+      * the signature check per algorithm (RS256-2048, RS256-4096, ES256, ...) in µs, from
+        the unit test's --bench mode (tests/unit/test_jwt_verify.c).
 
 Benchmarks report, they do not gate: the targets (hit < 0.2 ms, miss <= 1.3 x bare curl)
 are marked met / not met. The exit status is non-zero only when a run gave a wrong
@@ -43,6 +51,12 @@ N_CURL = int(os.environ.get("KT_BENCH_CURL", "200"))
 PARALLEL = 16
 K_SHARED = int(os.environ.get("KT_BENCH_SHARED_REPEAT", "125"))    # 16 x 125 = 2,000 logins
 K_DISTINCT = int(os.environ.get("KT_BENCH_DISTINCT_REPEAT", "20"))  # 16 x 20 = 320 tokens
+N_FORGED = int(os.environ.get("KT_BENCH_FORGED", "1000"))
+N_HOLE = int(os.environ.get("KT_BENCH_HOLE", "100"))
+# Without the breaker every login waits connect_timeout (2 s): 100 would take 200 s, so
+# today's figure is measured on this many and scaled.
+N_HOLE_TODAY = int(os.environ.get("KT_BENCH_HOLE_TODAY", "10"))
+N_VERIFY = int(os.environ.get("KT_BENCH_VERIFY", "2000"))
 WARM_HITS, WARM_MISSES, WARM_EXEC, WARM_CURL = 100, 10, 5, 10
 
 HIT_TARGET_MS = 0.2
@@ -107,10 +121,12 @@ class Bench:
         self.counter += 1
         return self.private(f"answers-{self.counter}", "".join(t + "\0" for t in tokens))
 
-    def conf(self, cache_dir):
+    def conf(self, cache_dir, **kw):
         """The test config with the cache on (cache_ttl = 60) and the product's default
-        timeouts (connect 2 s, total 5 s) instead of the module tests' tight 1 s / 3 s."""
-        self.h.write_conf(cache_ttl=60, cache_dir=os.path.join(self.tmp, cache_dir))
+        timeouts (connect 2 s, total 5 s) instead of the module tests' tight 1 s / 3 s;
+        local_verify = no (the harness's) unless kw says otherwise."""
+        kw.setdefault("cache_ttl", 60)
+        self.h.write_conf(cache_dir=os.path.join(self.tmp, cache_dir), **kw)
         text = open(self.h.conf).read()
         text = text.replace("connect_timeout = 1\n", "connect_timeout = 2\n")
         text = text.replace("timeout = 3\n", "timeout = 5\n")
@@ -234,6 +250,95 @@ class Bench:
         return logins, seconds, wrong, self.reviews() - before
 
 
+def forged_tokens(api, n):
+    """n distinct tokens of pam/pam-user shaped like the server's own, with its kid, signed
+    by a key it does not trust."""
+    import tokens
+    kid = api.set_config()["kid"]
+    other = tokens.SigningKey("rs256-2048")
+    now = int(time.time())
+    sa = {"metadata": {"namespace": "pam", "name": "pam-user", "uid": "0" * 8 + "-0000-4000-8000-" + "0" * 12}}
+    return [tokens.encode(other, tokens.bound_claims(api.set_config()["issuer"], now, sa, [AUDIENCE],
+                                                     now + 3600), kid) for _ in range(n)]
+
+
+def local_verify_and_breaker(b, api):
+    """The three measurements of local verification and the breaker: report lines."""
+    from listeners import Blackhole
+    lines = []
+    h = b.h
+    forged = forged_tokens(api, N_FORGED)
+    h.secrets.extend(forged)
+    rows = {}
+    for mode in ("auto", "no"):
+        progress(f"{N_FORGED} forged tokens, local_verify = {mode}")
+        b.conf(f"cache-forged-{mode}", local_verify=None if mode == "auto" else "no")
+        b.latency(f"forged warm-up ({mode})", 1, True, answers=b.answers(b.tokens(1)))  # keys fetched
+        reviews = b.reviews()
+        ms, dec, rc = b.latency(f"forged ({mode})", N_FORGED, False, each=b.answers(forged))
+        reasons = sorted({d.get("reason") for d in dec})
+        rows[mode] = (ms, b.reviews() - reviews, rc, reasons)
+    want = {"auto": ["bad_signature"], "no": ["unauthenticated"]}
+    for mode, (_, _, _, reasons) in rows.items():
+        if reasons != want[mode]:
+            fail(f"forged tokens with local_verify = {mode}: reasons {reasons}, want {want[mode]}")
+    lines.append("")
+    lines.append(f"  {'forged tokens (the server kid, another key)':<46}{'n':>6}{'p50 ms':>10}"
+                 f"{'p99 ms':>10}{'reviews':>8}   result")
+    for mode in ("auto", "no"):
+        ms, reviews, rc, reasons = rows[mode]
+        lines.append(f"  {'local_verify = ' + mode:<46}{len(ms):>6}{pct(ms, 50):>10.3f}"
+                     f"{pct(ms, 99):>10.3f}{reviews:>8}   {rc}; reason={','.join(reasons)}")
+    auto_ms, no_ms = rows["auto"][0], rows["no"][0]
+    lines.append(f"  {'ratio auto / no (time per refusal)':<46}{'':>6}"
+                 f"{pct(auto_ms, 50) / pct(no_ms, 50):>10.3f}{pct(auto_ms, 99) / pct(no_ms, 99):>10.3f}")
+
+    hole = Blackhole()
+    try:
+        dead = f"https://127.0.0.1:{hole.port}"
+        results = {}
+        for name, n, breaker in (("breaker", N_HOLE, True), ("today", N_HOLE_TODAY, False)):
+            progress(f"{n} logins, the only server black-holes packets, {name}")
+            cache_dir = os.path.join(b.tmp, f"cache-hole-{name}")
+            # today's behaviour: no cache directory, so no breaker (breaker.h)
+            h.write_conf(servers=[dead], cache_dir=cache_dir, local_verify="no",
+                         cache_ttl=60 if breaker else 0, connect_timeout=2, timeout=5)
+            if breaker:
+                os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+            start = time.perf_counter()
+            ms, dec, rc = b.latency(f"black hole ({name})", n, False,
+                                    each=b.answers(b.tokens(n)))
+            results[name] = (time.perf_counter() - start, ms, sorted({d.get("reason") for d in dec}))
+    finally:
+        hole.close()
+    lines.append("")
+    lines.append(f"  {'the only server black-holes packets':<46}{'n':>6}{'total s':>10}"
+                 f"{'mean ms':>10}{'p50 ms':>10}   reasons")
+    for name in ("breaker", "today"):
+        total, ms, reasons = results[name]
+        lines.append(f"  {name:<46}{len(ms):>6}{total:>10.2f}{sum(ms) / len(ms):>10.1f}"
+                     f"{pct(ms, 50):>10.1f}   {','.join(reasons)}")
+    b_total, b_ms, _ = results["breaker"]
+    t_total, t_ms, _ = results["today"]
+    today_100 = t_total / len(t_ms) * len(b_ms)
+    lines.append(f"  {'today, scaled to ' + str(len(b_ms)) + ' logins':<46}{'':>6}{today_100:>10.2f}")
+    lines.append(f"  {'ratio breaker / today (total)':<46}{'':>6}{b_total / today_100:>10.4f}")
+
+    progress("signature check per algorithm")
+    unit = os.path.join(ROOT, os.environ.get("KT_BUILD", "build"), "tests", "test_jwt_verify")
+    proc = subprocess.run([unit, "--bench", str(N_VERIFY)], capture_output=True, text=True)
+    lines.append("")
+    lines.append(f"  {'signature check (kt_jwt_check), per token':<46}{'µs':>10}{'key build µs':>14}")
+    if proc.returncode != 0:
+        fail(f"test_jwt_verify --bench: exit {proc.returncode}")
+    for line in proc.stdout.splitlines():
+        _, kind, verify, _, parse = line.split()
+        lines.append(f"  {kind:<46}{float(verify):>10.1f}{float(parse):>14.1f}")
+    lines.append(f"  ({N_VERIFY} checks each; key build = parsing the key set and building the "
+                 "token's key, once per login)")
+    return lines
+
+
 STARTED = time.perf_counter()
 
 
@@ -349,6 +454,9 @@ def main():
         progress("16 parallel processes, distinct tokens")
         spread = b.parallel(each_files=each, repeat=K_DISTINCT)
 
+        # --- local verification and the breaker -----------------------------------------
+        lvb = local_verify_and_breaker(b, api)
+
         # --- the table -----------------------------------------------------------------
         def row(name, samples, calls, result):
             report.append(f"  {name:<46}{len(samples):>6}{pct(samples, 50):>10.3f}"
@@ -389,6 +497,7 @@ def main():
         report.append(f"  {'ours (hit) / pam_exec':<46}{ratio(hit, exe)}")
         report.append(f"  {'ours (miss) / bare curl':<46}{ratio(miss, curl)}")
         report.append(f"  {'hit / miss':<46}{ratio(hit, miss)}")
+        report += lvb
 
         hit_ok = pct(hit, 50) < HIT_TARGET_MS
         miss_ok = pct(miss, 50) <= MISS_TARGET_RATIO * pct(curl, 50)

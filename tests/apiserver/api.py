@@ -10,7 +10,8 @@ import wire
 from authn import intersect
 from clock import rfc3339
 from rbac import Attributes
-from store import AUTHN, BY_NAME, RBAC, RESOURCES, STORED, SUBRESOURCES, ordered_meta
+from authn import Response
+from store import AUTHN, AUTHZ, BY_NAME, RBAC, RESOURCES, STORED, SUBRESOURCES, ordered_meta
 
 try:
     import yaml
@@ -20,7 +21,7 @@ except ImportError:  # python3-yaml is only a convenience
 MAX_BODY = 3 * 1024 * 1024
 YEAR = 365 * 24 * 3600
 WARN_ONLY_SECONDS = 3607
-GROUP_VERSIONS = {"": "v1", AUTHN: "v1", RBAC: "v1"}
+GROUP_VERSIONS = {"": "v1", AUTHN: "v1", AUTHZ: "v1", RBAC: "v1"}
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
@@ -35,6 +36,8 @@ SCHEME = {
     "authentication.k8s.io/v1beta1": {"TokenReview", "SelfSubjectReview"},
     "authentication.k8s.io/v1alpha1": {"SelfSubjectReview"},
     RBAC + "/v1": {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"},
+    AUTHZ + "/v1": {"SubjectAccessReview", "SelfSubjectAccessReview", "LocalSubjectAccessReview",
+                    "SelfSubjectRulesReview"},
 }
 
 # Decoding schemas: field -> type tag or (Go struct name, nested fields). Only the types the
@@ -55,6 +58,27 @@ TOKEN_REQUEST = ("TokenRequest", {
         "boundObjectRef": ("BoundObjectReference", {"kind": "string", "apiVersion": "string",
                                                     "name": "string", "uid": "string"})}),
     "status": ("TokenRequestStatus", {"token": "string", "expirationTimestamp": "any"})})
+
+# authorization.k8s.io/v1 (staging/src/k8s.io/api/authorization/v1/types.go), fields in struct order
+RESOURCE_ATTRIBUTES = ("ResourceAttributes", {
+    "namespace": "string", "verb": "string", "group": "string", "version": "string",
+    "resource": "string", "subresource": "string", "name": "string", "fieldSelector": "any",
+    "labelSelector": "any"})
+NON_RESOURCE_ATTRIBUTES = ("NonResourceAttributes", {"path": "string", "verb": "string"})
+ACCESS_STATUS = ("SubjectAccessReviewStatus", {"allowed": "bool", "denied": "bool", "reason": "string",
+                                               "evaluationError": "string"})
+SUBJECT_ACCESS_REVIEW = ("SubjectAccessReview", {
+    "kind": "string", "apiVersion": "string", "metadata": META,
+    "spec": ("SubjectAccessReviewSpec", {
+        "resourceAttributes": RESOURCE_ATTRIBUTES, "nonResourceAttributes": NON_RESOURCE_ATTRIBUTES,
+        "user": "string", "groups": "[]string", "extra": "any", "uid": "string"}),
+    "status": ACCESS_STATUS})
+SELF_SUBJECT_ACCESS_REVIEW = ("SelfSubjectAccessReview", {
+    "kind": "string", "apiVersion": "string", "metadata": META,
+    "spec": ("SelfSubjectAccessReviewSpec", {
+        "resourceAttributes": RESOURCE_ATTRIBUTES, "nonResourceAttributes": NON_RESOURCE_ATTRIBUTES}),
+    "status": ACCESS_STATUS})
+SA_PREFIX = "system:serviceaccount:"
 
 
 @dataclass
@@ -115,7 +139,7 @@ class Api:
         return resp
 
     def _handle(self, req, pretty):
-        user = self.authenticate(req)
+        user = self.impersonate(req, self.authenticate(req))
         info = parse_resource_path(req.path)
         if info is None:
             self.authz.check(Attributes(user.username, user.groups, req.method.lower(), req.path))
@@ -134,6 +158,11 @@ class Api:
             if verb != "create":
                 raise wire.method_not_allowed()
             return self.token_review(req, namespace, pretty)
+        if group == AUTHZ and resource in ("subjectaccessreviews", "selfsubjectaccessreviews") \
+                and not name and not namespace:
+            if verb != "create":
+                raise wire.method_not_allowed()
+            return self.access_review(req, user, resource == "selfsubjectaccessreviews", pretty)
         if (group, resource, sub) == ("", "serviceaccounts", "token") and name and namespace:
             if verb != "create":
                 raise wire.method_not_allowed()
@@ -170,7 +199,8 @@ class Api:
                     "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
                     "id_token_signing_alg_values_supported": [self.key.alg]}, pretty, cache)
             if path == "/openid/v1/jwks":
-                return json_reply(200, {"keys": [self.key.jwk()]}, pretty,
+                # every trusted key, as kube publishes every --service-account-key-file key
+                return json_reply(200, {"keys": [k.jwk() for k in self.authn.keys]}, pretty,
                                   dict(cache, **{"Content-Type": "application/jwk-set+json"}))
         raise wire.path_not_found()
 
@@ -289,6 +319,77 @@ class Api:
             echoed["audiences"] = audiences
         review = {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "metadata": meta,
                   "spec": echoed, "status": status}
+        return json_reply(201, review, pretty, headers)
+
+    # --- impersonation and (Self)SubjectAccessReview ------------------------------------------
+
+    def impersonate(self, req, user):
+        """endpoints/filters/impersonation.go: Impersonate-User / -Group / -Uid / -Extra-*, each
+        authorized as verb impersonate for the requester; the impersonated user gets its
+        ServiceAccount groups (when none are given) and system:authenticated."""
+        name = req.headers.get("impersonate-user", "")
+        groups = [g.strip() for g in req.headers.get("impersonate-group", "").split(",") if g.strip()]
+        if not name:
+            if groups:
+                raise wire.internal_error("requested [{Kind=Group}] without impersonating a user")
+            return user
+        checks = [("groups", "", g) for g in groups]
+        if name.startswith(SA_PREFIX) and name.count(":") == 3:
+            namespace, sa = name[len(SA_PREFIX):].split(":")
+            checks.insert(0, ("serviceaccounts", namespace, sa))
+            groups = groups or ["system:serviceaccounts", "system:serviceaccounts:" + namespace]
+        else:
+            checks.insert(0, ("users", "", name))
+        for resource, namespace, target in checks:
+            self.authz.check(Attributes(user.username, user.groups, "impersonate", req.path, True, "",
+                                        resource, "", namespace, target))
+        if name != "system:anonymous" and not {"system:authenticated", "system:unauthenticated"} & set(groups):
+            groups = groups + ["system:authenticated"]
+        return Response(name, groups, uid=req.headers.get("impersonate-uid", ""))
+
+    def access_review(self, req, user, self_review, pretty):
+        """pkg/registry/authorization/{subject,selfsubject}accessreview/rest.go Create."""
+        _, validation = self.create_options(req)
+        schema = SELF_SUBJECT_ACCESS_REVIEW if self_review else SUBJECT_ACCESS_REVIEW
+        obj, headers = self.decode(req, AUTHZ + "/v1", schema, validation)
+        spec = obj.get("spec") or {}
+        resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if self_review:
+            subject = user
+        else:
+            subject = Response(spec.get("user") or "", spec.get("groups") or [], uid=spec.get("uid") or "",
+                               extra=spec.get("extra") or {})
+        errors = []
+        if resource is not None and non_resource is not None:
+            errors.append(wire.FieldError("FieldValueInvalid", "spec.nonResourceAttributes",
+                                          "cannot be specified in combination with resourceAttributes",
+                                          GoRaw(go_struct(non_resource))))
+        if resource is None and non_resource is None:
+            errors.append(wire.FieldError("FieldValueInvalid", "spec.resourceAttributes",
+                                          "exactly one of nonResourceAttributes or resourceAttributes "
+                                          "must be specified", GoRaw("null")))
+        if not self_review and not subject.username and not subject.groups:
+            errors.append(wire.FieldError("FieldValueInvalid", "spec.user",
+                                          "at least one of user or group must be specified", ""))
+        if errors:
+            raise access_invalid(errors)
+        if resource is not None:
+            attrs = Attributes(subject.username, subject.groups, resource.get("verb") or "", "", True,
+                               resource.get("group") or "", resource.get("resource") or "",
+                               resource.get("subresource") or "", resource.get("namespace") or "",
+                               resource.get("name") or "")
+        else:
+            attrs = Attributes(subject.username, subject.groups, non_resource.get("verb") or "",
+                               non_resource.get("path") or "")
+        allowed, reason = self.authz.decide(attrs)
+        status = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        meta = obj.get("metadata") or {}
+        if self.config.minor < 34:
+            meta = dict({"creationTimestamp": None}, **meta)
+        review = {"kind": schema[0], "apiVersion": AUTHZ + "/v1", "metadata": ordered_meta(meta),
+                  "spec": go_omitempty(spec, schema[1]["spec"]), "status": status}
         return json_reply(201, review, pretty, headers)
 
     # --- TokenRequest -------------------------------------------------------------------------
@@ -492,3 +593,38 @@ def _type_error(value, struct, where, go_type, kind, group_version):
     raise wire.bad_request(f"{kind} in version {wire.go_quote(version)} cannot be handled as a {kind}: "
                            f"json: cannot unmarshal {_json_type(value)} into Go struct field "
                            f"{struct}.{where} of type {go_type}")
+
+
+class GoRaw(str):
+    """A value field.Error prints as it is (Go's %#v of a struct pointer or nil)."""
+
+
+def go_struct(value):
+    return "&" + repr(value)
+
+
+def access_invalid(errors):
+    """errors.NewInvalid(authorizationapi.Kind(review.Kind), "", errs): Kind is "" after decoding."""
+    causes = [{"reason": e.kind, "message": _field_body(e), "field": e.field} for e in errors]
+    texts = [f"{e.field}: {_field_body(e)}" for e in errors]
+    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    return wire.ApiError(422, "Invalid", f'.{AUTHZ} "" is invalid: {joined}',
+                         wire.details("", AUTHZ, "", causes))
+
+
+def _field_body(error):
+    if isinstance(error.value, GoRaw):
+        return f"Invalid value: {error.value}: {error.detail}"
+    return error.body()
+
+
+def go_omitempty(value, schema):
+    """A decoded struct re-encoded by Go: fields in struct order, empty omitempty ones dropped."""
+    _, fields = schema
+    out = {}
+    for key, tag in fields.items():
+        item = value.get(key)
+        if item in (None, "", [], {}, False):
+            continue
+        out[key] = go_omitempty(item, tag) if isinstance(tag, tuple) and isinstance(item, dict) else item
+    return out

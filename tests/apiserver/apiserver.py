@@ -49,6 +49,9 @@ CLUSTER_ROLES = {
                                             "/openapi", "/openapi/*", "/readyz", "/version", "/version/"])],
     "system:public-info-viewer": [rule(["get"], urls=["/healthz", "/livez", "/readyz", "/version",
                                                       "/version/"])],
+    "system:basic-user": [rule(["create"], [AUTHN], ["selfsubjectreviews"]),
+                          rule(["create"], ["authorization.k8s.io"],
+                               ["selfsubjectaccessreviews", "selfsubjectrulesreviews"])],
 }
 GROUP = "rbac.authorization.k8s.io"
 CLUSTER_ROLE_BINDINGS = {
@@ -61,6 +64,8 @@ CLUSTER_ROLE_BINDINGS = {
     "system:public-info-viewer": ("system:public-info-viewer", [
         {"kind": "Group", "apiGroup": GROUP, "name": "system:authenticated"},
         {"kind": "Group", "apiGroup": GROUP, "name": "system:unauthenticated"}]),
+    "system:basic-user": ("system:basic-user",
+                          [{"kind": "Group", "apiGroup": GROUP, "name": "system:authenticated"}]),
     "pam-k8stoken-reviewer": ("system:auth-delegator", [
         {"kind": "ServiceAccount", "name": REVIEWER, "namespace": REVIEWER_NAMESPACE}]),
     "pam-k8stoken-reviewer-x509": ("system:auth-delegator", [

@@ -67,6 +67,10 @@ class Control:
             return json_reply(200, self._config())
         if route == ("GET", "/_test/config"):
             return json_reply(200, self._config())
+        if route == ("POST", "/_test/keys"):
+            return json_reply(200, self.rotate(self._body(req)))
+        if route == ("GET", "/_test/keys"):
+            return json_reply(200, self._keys())
         raise wire.path_not_found()
 
     def _clock(self):
@@ -76,6 +80,26 @@ class Control:
         config = self.app.config
         return {"anonymous_quirk": config.anonymous_auth, "k8s_version": config.k8s_version,
                 "issuer": config.issuer, "api_audiences": config.api_audiences, "kid": self.app.api.key.kid}
+
+    def _keys(self):
+        return {"signing": self.app.api.key.kid, "kids": [k.kid for k in self.app.api.authn.keys]}
+
+    def rotate(self, body):
+        """Key rotation as an operator does it: "add" a key of body["type"] (default the
+        server's) that signs from now on while the old ones stay trusted and published;
+        "remove" the key body["kid"] (not the signing one) from the trusted, published set."""
+        trusted = self.app.api.authn.keys
+        if body.get("action") == "add":
+            key = tokens.SigningKey(body.get("type") or self.app.key_type)
+            trusted.append(key)
+            self.app.api.key = self.app.key = key
+        elif body.get("action") == "remove":
+            if body.get("kid") == self.app.api.key.kid:
+                raise wire.bad_request("the signing key cannot be removed")
+            trusted[:] = [k for k in trusted if k.kid != body.get("kid")]
+        else:
+            raise wire.bad_request('action must be "add" or "remove"')
+        return self._keys()
 
     def other_key(self):
         """A key of the same type that the server does not trust."""

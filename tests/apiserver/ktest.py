@@ -140,6 +140,17 @@ class Client:
     def set_config(self, **switches):
         return self._ok("POST", "/_test/config", switches)
 
+    def keys(self):
+        """{"signing": kid, "kids": [every trusted, published kid]}."""
+        return self._ok("GET", "/_test/keys")
+
+    def add_key(self, key_type=None):
+        """A new signing key (rs256-2048, rs256-4096, es256); the old ones stay trusted."""
+        return self._ok("POST", "/_test/keys", {"action": "add", "type": key_type})
+
+    def remove_key(self, kid):
+        return self._ok("POST", "/_test/keys", {"action": "remove", "kid": kid})
+
     # --- Kubernetes API ---------------------------------------------------------------------
 
     def create_sa(self, namespace, name):

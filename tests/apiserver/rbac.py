@@ -44,15 +44,30 @@ def rule_allows(rule, attrs):
             and (not names or attrs.name in names))
 
 
-def subject_matches(subject, attrs):
+def subject_matches(subject, attrs, binding_namespace=""):
+    """appliesToUser: a ServiceAccount subject without a namespace is the binding's own."""
     kind, name = subject.get("kind"), subject.get("name")
     if kind == "User":
         return name == attrs.username
     if kind == "Group":
         return name in attrs.groups
     if kind == "ServiceAccount":
-        return attrs.username == f"system:serviceaccount:{subject.get('namespace')}:{name}"
+        namespace = subject.get("namespace") or binding_namespace
+        return attrs.username == f"system:serviceaccount:{namespace}:{name}"
     return False
+
+
+def describe(binding, subject, namespace):
+    """rbac/rule.go clusterRoleBindingDescriber / roleBindingDescriber String()."""
+    q = wire.go_quote
+    name, ref = binding["metadata"]["name"], binding.get("roleRef") or {}
+    if subject.get("kind") == "ServiceAccount":
+        who = "ServiceAccount " + q(subject.get("name", "") + "/" + (subject.get("namespace") or namespace))
+    else:
+        who = f"{subject.get('kind')} {q(subject.get('name', ''))}"
+    kind = "RoleBinding" if namespace else "ClusterRoleBinding"
+    shown = f"{name}/{namespace}" if namespace else name
+    return f"{kind} {q(shown)} of {ref.get('kind')} {q(ref.get('name', ''))} to {who}"
 
 
 class Authorizer:
@@ -70,17 +85,25 @@ class Authorizer:
         return (role or {}).get("rules") or []
 
     def allowed(self, attrs):
+        return self.decide(attrs)[0]
+
+    def decide(self, attrs):
+        """(allowed, reason) as the union authorizer answers: system:masters (the privileged
+        group authorizer, no reason), then RBAC's visitor, which names the first binding that
+        allows; a denial carries no reason (Node and RBAC have no opinion)."""
         if "system:masters" in attrs.groups:
-            return True
+            return True, ""
         bindings = [(b, "") for b in self.store.list(BY_NAME[(RBAC, "clusterrolebindings")])]
         if attrs.resource_request and attrs.namespace:
             bindings += [(b, attrs.namespace)
                          for b in self.store.list(BY_NAME[(RBAC, "rolebindings")], attrs.namespace)]
         for binding, namespace in bindings:
-            if any(subject_matches(s, attrs) for s in binding.get("subjects") or []) \
+            subject = next((s for s in binding.get("subjects") or [] if subject_matches(s, attrs, namespace)),
+                           None)
+            if subject is not None \
                     and any(rule_allows(r, attrs) for r in self._rules(binding.get("roleRef") or {}, namespace)):
-                return True
-        return False
+                return True, "RBAC: allowed by " + describe(binding, subject, namespace)
+        return False, ""
 
     def check(self, attrs):
         if not self.allowed(attrs):

@@ -35,6 +35,7 @@ class Resource:
 
 RBAC = "rbac.authorization.k8s.io"
 AUTHN = "authentication.k8s.io"
+AUTHZ = "authorization.k8s.io"
 RESOURCES = [
     Resource("", "v1", "namespaces", "Namespace", False, short_names=("ns",)),
     Resource("", "v1", "nodes", "Node", False, short_names=("no",)),
@@ -42,6 +43,10 @@ RESOURCES = [
     Resource("", "v1", "secrets", "Secret", True),
     Resource("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
     Resource(AUTHN, "v1", "tokenreviews", "TokenReview", False, ("create",)),
+    Resource(AUTHZ, "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", True, ("create",)),
+    Resource(AUTHZ, "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, ("create",)),
+    Resource(AUTHZ, "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False, ("create",)),
+    Resource(AUTHZ, "v1", "subjectaccessreviews", "SubjectAccessReview", False, ("create",)),
     Resource(RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     Resource(RBAC, "v1", "clusterroles", "ClusterRole", False),
     Resource(RBAC, "v1", "rolebindings", "RoleBinding", True),
@@ -51,7 +56,7 @@ SUBRESOURCES = {("", "serviceaccounts/token"): {
     "name": "serviceaccounts/token", "singularName": "", "namespaced": True, "group": AUTHN,
     "version": "v1", "kind": "TokenRequest", "verbs": ["create"]}}
 BY_NAME = {(r.group, r.name): r for r in RESOURCES}
-STORED = [r for r in RESOURCES if r.name != "tokenreviews"]
+STORED = [r for r in RESOURCES if r.name != "tokenreviews" and r.group != AUTHZ]
 
 # ObjectMeta fields in Go struct order; the wire order follows it.
 META_ORDER = ("name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",

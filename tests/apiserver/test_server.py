@@ -61,7 +61,8 @@ def test_discovery(fresh):
     api = fresh.call("GET", "/api")[1]
     assert api["kind"] == "APIVersions" and api["versions"] == ["v1"]
     groups = fresh.call("GET", "/apis")[1]
-    assert {g["name"] for g in groups["groups"]} == {"authentication.k8s.io", "rbac.authorization.k8s.io"}
+    assert {g["name"] for g in groups["groups"]} == {"authentication.k8s.io", "authorization.k8s.io",
+                                                    "rbac.authorization.k8s.io"}
     v1 = fresh.call("GET", "/api/v1")[1]
     sa = next(r for r in v1["resources"] if r["name"] == "serviceaccounts")
     assert sa["shortNames"] == ["sa"] and sa["namespaced"] is True

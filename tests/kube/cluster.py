@@ -104,9 +104,10 @@ class KubeCluster(ktest.Client):
             f"--initial-cluster=kt=http://127.0.0.1:{peer}",
             "--unsafe-no-fsync", "--log-level=warn"])
 
-    def _start_apiserver(self, name="kube-apiserver"):
+    def _start_apiserver(self, name="kube-apiserver", key_files=None, signing_key=None):
         """Starts one kube-apiserver of the cluster; returns its port. The first one's URL
-        goes into the state directory."""
+        goes into the state directory. key_files/signing_key replace sa.pub/sa.key (key
+        rotation: every --service-account-key-file is trusted and published in the JWKS)."""
         d = self.state_dir
         port = free_port()
         if name == "kube-apiserver":
@@ -117,8 +118,9 @@ class KubeCluster(ktest.Client):
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
             f"--tls-cert-file={d}/server.crt", f"--tls-private-key-file={d}/server.key",
             f"--client-ca-file={d}/ca.crt", f"--token-auth-file={d}/tokens.csv",
-            f"--service-account-issuer={ISSUER}", f"--service-account-key-file={d}/sa.pub",
-            f"--service-account-signing-key-file={d}/sa.key",
+            f"--service-account-issuer={ISSUER}",
+            *[f"--service-account-key-file={k}" for k in (key_files or [f"{d}/sa.pub"])],
+            f"--service-account-signing-key-file={signing_key or f'{d}/sa.key'}",
             f"--api-audiences={ISSUER}", "--authorization-mode=Node,RBAC",
             "--service-cluster-ip-range=10.96.0.0/24", "--profiling=false",
             "--enable-priority-and-fairness=false", "--v=1"], binary="kube-apiserver")
@@ -220,10 +222,11 @@ class KubeCluster(ktest.Client):
         for name in ("kube-controller-manager", "kube-apiserver-2", "kube-apiserver", "etcd"):
             self.stop_process(name)
 
-    def start_second_apiserver(self, timeout=120):
+    def start_second_apiserver(self, timeout=120, key_files=None, signing_key=None):
         """A second kube-apiserver of the same cluster (same etcd, keys and certificates), as
-        a second server of an HA control plane; returns its URL."""
-        port = self._start_apiserver("kube-apiserver-2")
+        a second server of an HA control plane; returns its URL. key_files/signing_key: see
+        _start_apiserver."""
+        port = self._start_apiserver("kube-apiserver-2", key_files, signing_key)
         url = f"https://127.0.0.1:{port}"
 
         def ready():

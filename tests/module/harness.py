@@ -293,6 +293,15 @@ class Harness:
         with open(os.path.join(self.confdir, "other"), "w") as f:
             f.write("auth required pam_deny.so\naccount required pam_deny.so\n")
 
+    def end_backoff(self):
+        """As if every server's circuit-breaker backoff had ended and the probe passed: removes
+        the breaker's state files (docs/design.md §6.4). For tests that make a server fail
+        once and then need it asked again at once."""
+        if os.path.isdir(self.cache_dir):
+            for name in os.listdir(self.cache_dir):
+                if name.startswith("b-"):
+                    os.unlink(os.path.join(self.cache_dir, name))
+
     def ensure_sa(self, ns, name):
         try:
             self.api.create_sa(ns, name)

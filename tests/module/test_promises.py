@@ -229,16 +229,17 @@ def field_names(line):
 
 
 def test_decision_line_fields_in_order(h):
-    """README "Log line": user sa uid credential [pod] cache server ms fp reason rhost [detail]."""
+    """README "Log line": user sa uid credential [pod] cache access server ms fp reason rhost
+    [detail]."""
     r = h.run("alice", h.token(), rhost="192.0.2.7")
     line = [l for l in r.log_lines() if l.startswith("allow ")][0]
-    assert field_names(line) == ["user", "sa", "uid", "credential", "cache", "server", "ms",
-                                 "fp", "reason", "rhost"], line
+    assert field_names(line) == ["user", "sa", "uid", "credential", "cache", "access", "server",
+                                 "ms", "fp", "reason", "rhost"], line
     h.api.add_fault(path=TR, status=503, times=1)
     r = h.run("alice", h.token(), rhost="192.0.2.7")
     line = [l for l in r.log_lines() if l.startswith("deny ")][0]
-    assert field_names(line) == ["user", "cache", "server", "ms", "fp", "reason", "rhost",
-                                 "detail"], line
+    assert field_names(line) == ["user", "cache", "access", "server", "ms", "fp", "reason",
+                                 "rhost", "detail"], line
 
 
 # ---------------------------------------------------------------- pam_sm_acct_mgmt
