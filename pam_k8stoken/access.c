@@ -199,126 +199,13 @@ void kt_access_describe(const struct kt_access_attrs *a, char *out, size_t outle
 
 /* ------------------------------------------------------------- json helpers */
 
-/* A member (NULL when absent or JSON null). */
-static json_object *member(json_object *obj, const char *key)
-{
-	json_object *v = NULL;
-
-	if (obj == NULL || !json_object_object_get_ex(obj, key, &v))
-		return NULL;
-	return v;
-}
-
-static bool has_member(json_object *obj, const char *key)
-{
-	return json_object_object_get_ex(obj, key, NULL) != 0;
-}
-
-/* A string without embedded NUL, or NULL. */
-static const char *str_value(json_object *v, size_t *len)
-{
-	const char *s;
-
-	if (v == NULL || !json_object_is_type(v, json_type_string))
-		return NULL;
-	s = json_object_get_string(v);
-	if (s == NULL || strlen(s) != (size_t)json_object_get_string_len(v))
-		return NULL;
-	if (len != NULL)
-		*len = strlen(s);
-	return s;
-}
-
-static bool string_array_ok(json_object *v)
-{
-	size_t n;
-
-	if (v == NULL || !json_object_is_type(v, json_type_array))
-		return false;
-	n = json_object_array_length(v);
-	for (size_t i = 0; i < n; i++)
-		if (str_value(json_object_array_get_idx(v, i), NULL) == NULL)
-			return false;
-	return true;
-}
-
-static size_t count_members(json_object *o)
-{
-	size_t total = 0;
-
-	if (json_object_is_type(o, json_type_object)) {
-		json_object_object_foreach(o, key, val) {
-			(void)key;
-			total += 1 + count_members(val);
-		}
-	} else if (json_object_is_type(o, json_type_array)) {
-		size_t n = json_object_array_length(o);
-
-		for (size_t i = 0; i < n; i++)
-			total += count_members(json_object_array_get_idx(o, i));
-	}
-	return total;
-}
-
-static bool is_json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/*
- * Parses untrusted JSON the strict way (size, NUL, our lexer, json-c STRICT and UTF-8,
- * whole body, no duplicate key). *root is the object, or NULL with the reason.
- */
+/* An untrusted reply, parsed the one strict way (json_strict.h) within the reply cap. */
 static enum kt_reason parse_strict(const char *body, size_t len, json_object **root)
 {
-	struct json_tokener *tok;
-	size_t members, end;
-	enum kt_reason r = KT_R_MALFORMED_REPLY;
-
 	*root = NULL;
-	if (body == NULL || len == 0)
-		return KT_R_MALFORMED_REPLY;
 	if (len > KT_REPLY_MAX)
 		return KT_R_REPLY_TOO_LARGE;
-	if (memchr(body, '\0', len) != NULL ||
-	    !kt_json_lex((const unsigned char *)body, len, KT_REPLY_MAX_DEPTH, &members))
-		return KT_R_MALFORMED_REPLY;
-	tok = json_tokener_new_ex(KT_REPLY_MAX_DEPTH);
-	if (tok == NULL)
-		return KT_R_NOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	*root = json_tokener_parse_ex(tok, body, (int)len);
-	if (*root == NULL || json_tokener_get_error(tok) != json_tokener_success)
-		goto out;
-	end = json_tokener_get_parse_end(tok);
-	if (end > len)
-		goto out;
-	for (; end < len; end++)
-		if (!is_json_space(body[end]))
-			goto out;
-	if (json_object_is_type(*root, json_type_object) && count_members(*root) == members)
-		r = KT_R_OK;
-out:
-	json_tokener_free(tok);
-	if (r != KT_R_OK) {
-		json_object_put(*root);
-		*root = NULL;
-	}
-	return r;
-}
-
-/* Zeroes json-c's copy of an echoed spec.token. */
-static void scrub_echoed_token(json_object *reply)
-{
-	json_object *token = member(member(reply, "spec"), "token");
-
-	if (token != NULL && json_object_is_type(token, json_type_string)) {
-		char *p = (char *)(uintptr_t)json_object_get_string(token);
-		int n = json_object_get_string_len(token);
-
-		if (p != NULL && n > 0)
-			explicit_bzero(p, (size_t)n);
-	}
+	return kt_json_parse_object(body, len, KT_REPLY_MAX_DEPTH, root);
 }
 
 /* out[key] = a new string (skipped when value is empty and optional). */
@@ -388,22 +275,22 @@ static int add_attributes(json_object *spec, const struct kt_access_attrs *a)
 /* status.user of a TokenReview reply, its fields of the right types, or NULL. */
 static json_object *reviewed_user(json_object *reply)
 {
-	json_object *user = member(member(reply, "status"), "user"), *extra;
+	json_object *user = kt_json_member(kt_json_member(reply, "status"), "user"), *extra;
 
 	if (user == NULL || !json_object_is_type(user, json_type_object) ||
-	    str_value(member(user, "username"), NULL) == NULL ||
-	    (has_member(user, "uid") && str_value(member(user, "uid"), NULL) == NULL) ||
-	    (has_member(user, "groups") && !string_array_ok(member(user, "groups"))))
+	    kt_json_string(kt_json_member(user, "username"), NULL) == NULL ||
+	    (kt_json_has(user, "uid") && kt_json_string(kt_json_member(user, "uid"), NULL) == NULL) ||
+	    (kt_json_has(user, "groups") && !kt_json_string_array(kt_json_member(user, "groups"))))
 		return NULL;
-	if (!has_member(user, "extra"))
+	if (!kt_json_has(user, "extra"))
 		return user;
-	extra = member(user, "extra");
+	extra = kt_json_member(user, "extra");
 	if (extra == NULL || !json_object_is_type(extra, json_type_object))
 		return NULL;
 	{
 		json_object_object_foreach(extra, key, val) {
 			(void)key;
-			if (!string_array_ok(val))
+			if (!kt_json_string_array(val))
 				return NULL;
 		}
 	}
@@ -438,17 +325,17 @@ enum kt_reason kt_access_build_request(const char *tokenreview, size_t len,
 	r = parse_strict(tokenreview, len, &reply);
 	if (r != KT_R_OK)
 		return r;
-	scrub_echoed_token(reply);
+	kt_json_scrub_echoed_token(reply);
 	r = KT_R_MALFORMED_REPLY;
 	if ((user = reviewed_user(reply)) == NULL)
 		goto out;
 	r = KT_R_NOMEM;
 	if ((root = new_review("SubjectAccessReview", &spec)) == NULL ||
-	    add_attributes(spec, a) < 0 || add_shared(spec, "user", member(user, "username")) < 0)
+	    add_attributes(spec, a) < 0 || add_shared(spec, "user", kt_json_member(user, "username")) < 0)
 		goto out;
 	for (size_t i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
-		if (member(user, copied[i]) != NULL &&
-		    add_shared(spec, copied[i], member(user, copied[i])) < 0)
+		if (kt_json_member(user, copied[i]) != NULL &&
+		    add_shared(spec, copied[i], kt_json_member(user, copied[i])) < 0)
 			goto out;
 	r = serialise(root, out, out_len);
 out:
@@ -476,17 +363,17 @@ enum kt_reason kt_access_build_self_request(char **out, size_t *out_len)
 
 static bool bool_or_absent(json_object *obj, const char *key)
 {
-	return !has_member(obj, key) || json_object_is_type(member(obj, key), json_type_boolean);
+	return !kt_json_has(obj, key) || json_object_is_type(kt_json_member(obj, key), json_type_boolean);
 }
 
 static bool string_or_absent(json_object *obj, const char *key)
 {
-	return !has_member(obj, key) || str_value(member(obj, key), NULL) != NULL;
+	return !kt_json_has(obj, key) || kt_json_string(kt_json_member(obj, key), NULL) != NULL;
 }
 
 static bool same_string(json_object *a, json_object *b, const char *key)
 {
-	const char *x = str_value(member(a, key), NULL), *y = str_value(member(b, key), NULL);
+	const char *x = kt_json_string(kt_json_member(a, key), NULL), *y = kt_json_string(kt_json_member(b, key), NULL);
 
 	return x != NULL && y != NULL && strcmp(x, y) == 0;
 }
@@ -495,8 +382,8 @@ static bool same_string(json_object *a, json_object *b, const char *key)
 static void take_reason(json_object *status, char *out)
 {
 	char both[2 * KT_ACCESS_REASON_MAX + 8];
-	const char *reason = str_value(member(status, "reason"), NULL);
-	const char *error = str_value(member(status, "evaluationError"), NULL);
+	const char *reason = kt_json_string(kt_json_member(status, "reason"), NULL);
+	const char *error = kt_json_string(kt_json_member(status, "evaluationError"), NULL);
 
 	snprintf(both, sizeof(both), "%s%s%s", reason != NULL ? reason : "",
 	         reason != NULL && error != NULL ? "; " : "", error != NULL ? error : "");
@@ -519,17 +406,17 @@ enum kt_reason kt_access_parse_reply(const char *body, size_t len, const char *r
 		goto out;
 	r = KT_R_MALFORMED_REPLY;
 	if (!same_string(root, sent, "kind") || !same_string(root, sent, "apiVersion") ||
-	    member(root, "spec") == NULL ||
-	    !json_object_equal(member(root, "spec"), member(sent, "spec")))
+	    kt_json_member(root, "spec") == NULL ||
+	    !json_object_equal(kt_json_member(root, "spec"), kt_json_member(sent, "spec")))
 		goto out;   /* includes kind "Status" and an answer about another subject */
-	status = member(root, "status");
+	status = kt_json_member(root, "status");
 	if (status == NULL || !json_object_is_type(status, json_type_object) ||
-	    !has_member(status, "allowed") || !bool_or_absent(status, "allowed") ||
+	    !kt_json_has(status, "allowed") || !bool_or_absent(status, "allowed") ||
 	    !bool_or_absent(status, "denied") || !string_or_absent(status, "reason") ||
 	    !string_or_absent(status, "evaluationError"))
 		goto out;
-	allowed = json_object_get_boolean(member(status, "allowed"));
-	denied = member(status, "denied") != NULL && json_object_get_boolean(member(status, "denied"));
+	allowed = json_object_get_boolean(kt_json_member(status, "allowed"));
+	denied = kt_json_member(status, "denied") != NULL && json_object_get_boolean(kt_json_member(status, "denied"));
 	if (allowed && denied)
 		goto out;
 	if (!allowed && reason != NULL)

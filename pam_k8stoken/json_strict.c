@@ -1,3 +1,5 @@
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "json_strict.h"
@@ -142,4 +144,124 @@ bool kt_json_lex(const unsigned char *s, size_t n, size_t max_depth, size_t *mem
 		}
 	}
 	return depth == 0;
+}
+
+/* Members json-c kept, over the whole tree (depth already bounded by the lexer). */
+static size_t count_members(json_object *o)
+{
+	size_t total = 0;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val) {
+			(void)key;
+			total += 1 + count_members(val);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		size_t n = json_object_array_length(o);
+
+		for (size_t i = 0; i < n; i++)
+			total += count_members(json_object_array_get_idx(o, i));
+	}
+	return total;
+}
+
+static bool is_json_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+enum kt_reason kt_json_parse_object(const char *s, size_t n, size_t max_depth,
+                                    json_object **root)
+{
+	struct json_tokener *tok;
+	enum kt_reason r = KT_R_MALFORMED_REPLY;
+	size_t members, end;
+
+	*root = NULL;
+	if (s == NULL || n == 0 || n > INT_MAX || memchr(s, '\0', n) != NULL ||
+	    !kt_json_lex((const unsigned char *)s, n, max_depth, &members))
+		return KT_R_MALFORMED_REPLY;
+	tok = json_tokener_new_ex((int)max_depth);
+	if (tok == NULL)
+		return KT_R_NOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	*root = json_tokener_parse_ex(tok, s, (int)n);
+	if (*root == NULL || json_tokener_get_error(tok) != json_tokener_success)
+		goto out;
+	end = json_tokener_get_parse_end(tok);
+	if (end > n)
+		goto out;
+	for (; end < n; end++)   /* the API server ends its JSON with "\n" */
+		if (!is_json_space(s[end]))
+			goto out;
+	if (json_object_is_type(*root, json_type_object) && count_members(*root) == members)
+		r = KT_R_OK;   /* else: not an object, or json-c dropped a duplicate key */
+out:
+	json_tokener_free(tok);
+	if (r != KT_R_OK) {
+		json_object_put(*root);
+		*root = NULL;
+	}
+	return r;
+}
+
+json_object *kt_json_member(json_object *obj, const char *key)
+{
+	json_object *v = NULL;
+
+	if (obj == NULL || !json_object_object_get_ex(obj, key, &v))
+		return NULL;
+	return v;
+}
+
+bool kt_json_has(json_object *obj, const char *key)
+{
+	return obj != NULL && json_object_object_get_ex(obj, key, NULL) != 0;
+}
+
+const char *kt_json_string(json_object *v, size_t *len)
+{
+	const char *s;
+	size_t n;
+
+	if (v == NULL || !json_object_is_type(v, json_type_string))
+		return NULL;
+	s = json_object_get_string(v);
+	if (s == NULL)
+		return NULL;
+	n = (size_t)json_object_get_string_len(v);
+	if (strlen(s) != n)
+		return NULL;
+	if (len != NULL)
+		*len = n;
+	return s;
+}
+
+bool kt_json_string_array(json_object *v)
+{
+	size_t n;
+
+	if (v == NULL || !json_object_is_type(v, json_type_array))
+		return false;
+	n = json_object_array_length(v);
+	for (size_t i = 0; i < n; i++)
+		if (kt_json_string(json_object_array_get_idx(v, i), NULL) == NULL)
+			return false;
+	return true;
+}
+
+void kt_json_scrub_string(json_object *s)
+{
+	if (s != NULL && json_object_is_type(s, json_type_string)) {
+		char *p = (char *)(uintptr_t)json_object_get_string(s);
+		int n = json_object_get_string_len(s);
+
+		if (p != NULL && n > 0)
+			explicit_bzero(p, (size_t)n);
+	}
+}
+
+void kt_json_scrub_echoed_token(json_object *reply)
+{
+	kt_json_scrub_string(kt_json_member(kt_json_member(reply, "spec"), "token"));
 }

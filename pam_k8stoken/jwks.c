@@ -218,27 +218,19 @@ static enum kt_reason one_key(json_object *k, size_t i, const char *want_kid, st
 enum kt_reason kt_jwks_parse(const char *text, size_t len, const char *want_kid,
                              struct kt_jwks *set, char *why, size_t whylen)
 {
-	struct json_tokener *tok;
 	json_object *root = NULL, *keys;
 	enum kt_reason r;
-	size_t members, n;
+	size_t n;
 
 	memset(set, 0, sizeof(*set));
 	why[0] = '\0';
 	if (len == 0 || len > KT_JWKS_MAX)
 		return refuse(why, whylen, "key set is empty or larger than %d bytes", KT_JWKS_MAX);
-	if (!kt_json_lex((const unsigned char *)text, len, JWKS_DEPTH, &members))
-		return refuse(why, whylen, "key set is not strict JSON");
-	tok = json_tokener_new_ex(JWKS_DEPTH);
-	if (tok == NULL)
-		return KT_R_NOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	root = json_tokener_parse_ex(tok, text, (int)len);
-	if (root != NULL && json_tokener_get_parse_end(tok) != len) {
-		json_object_put(root);
-		root = NULL;
-	}
-	json_tokener_free(tok);
+	r = kt_json_parse_object(text, len, JWKS_DEPTH, &root);
+	if (r == KT_R_NOMEM)
+		return r;
+	if (r != KT_R_OK)
+		return refuse(why, whylen, "key set is not strict JSON (or has a duplicate key)");
 	r = refuse(why, whylen, "key set is not an object with a \"keys\" array");
 	if (root == NULL || !json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "keys", &keys) ||

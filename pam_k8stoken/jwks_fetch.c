@@ -120,26 +120,13 @@ static void get(const struct kt_config *cfg, const char *url, const char *bearer
 	curl_easy_cleanup(curl);
 }
 
-/* Parses a small JSON object strictly; NULL otherwise. */
+/* Parses a small JSON object the strict way (json_strict.h); NULL otherwise. */
 static json_object *parse_object(const struct body *b)
 {
-	struct json_tokener *tok;
-	json_object *obj = NULL;
-	size_t members;
+	json_object *obj;
 
-	if (b->len == 0 || !kt_json_lex((const unsigned char *)b->buf, b->len, 8, &members))
+	if (kt_json_parse_object(b->buf, b->len, 8, &obj) != KT_R_OK)
 		return NULL;
-	tok = json_tokener_new_ex(8);
-	if (tok == NULL)
-		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, b->buf, (int)b->len);
-	if (obj != NULL && (json_tokener_get_parse_end(tok) != b->len ||
-	                    !json_object_is_type(obj, json_type_object))) {
-		json_object_put(obj);
-		obj = NULL;
-	}
-	json_tokener_free(tok);
 	return obj;
 }
 

@@ -283,26 +283,14 @@ static char *token_request_body(const struct renewal *r, long long seconds)
 	return out;
 }
 
-/* A JSON reply of the API server, strictly lexed first (docs/design.md §6.2). */
+/* A JSON reply of the API server, parsed the strict way (json_strict.h). */
 static json_object *parse_reply(const struct kt_helper_result *res)
 {
-	struct json_tokener *tk;
 	json_object *obj;
-	size_t members;
 
-	if (res->body_len == 0 || res->body_len > KT_REPLY_MAX ||
-	    !kt_json_lex((const unsigned char *)res->body, res->body_len, KT_REPLY_MAX_DEPTH, &members))
+	if (res->body_len > KT_REPLY_MAX ||
+	    kt_json_parse_object(res->body, res->body_len, KT_REPLY_MAX_DEPTH, &obj) != KT_R_OK)
 		return NULL;
-	tk = json_tokener_new_ex(KT_REPLY_MAX_DEPTH);
-	if (tk == NULL)
-		return NULL;
-	json_tokener_set_flags(tk, JSON_TOKENER_STRICT);
-	obj = json_tokener_parse_ex(tk, res->body, (int)res->body_len);
-	if (json_tokener_get_error(tk) != json_tokener_success || !json_object_is_type(obj, json_type_object)) {
-		json_object_put(obj);
-		obj = NULL;
-	}
-	json_tokener_free(tk);
 	return obj;
 }
 
@@ -432,7 +420,7 @@ static int verify_new_token(struct renewal *r)
 		set_err(r->detail, sizeof(r->detail), "reason=unauthenticated http=%ld detail=\"the "
 		        "TokenReview of the new token did not authenticate it as %s\"", res.http_status, want);
 	if (reply != NULL) {
-		scrub_string(path_string(reply, "spec", "token"));   /* the reply echoes it */
+		kt_json_scrub_echoed_token(reply);
 		json_object_put(reply);
 	}
 	kt_helper_result_free(&res);

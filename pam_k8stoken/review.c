@@ -47,18 +47,6 @@
 
 /* ------------------------------------------------------------------ request */
 
-/* Best effort: overwrite json-c's copy of a string we put into or got out of a tree. */
-static void scrub_string(json_object *s)
-{
-	if (s != NULL && json_object_is_type(s, json_type_string)) {
-		char *p = (char *)(uintptr_t)json_object_get_string(s);
-		int n = json_object_get_string_len(s);
-
-		if (p != NULL && n > 0)
-			explicit_bzero(p, (size_t)n);
-	}
-}
-
 enum kt_reason kt_review_build_request(const char *token, size_t token_len,
                                        char *const *audiences, size_t n_audiences,
                                        char **out, size_t *out_len)
@@ -98,7 +86,7 @@ enum kt_reason kt_review_build_request(const char *token, size_t token_len,
 	if ((tokobj = json_object_new_string_len(token, (int)token_len)) == NULL)
 		goto out;
 	if (json_object_object_add(spec, "token", tokobj) != 0) {
-		scrub_string(tokobj);
+		kt_json_scrub_string(tokobj);
 		json_object_put(tokobj);
 		tokobj = NULL;
 		goto out;
@@ -135,91 +123,24 @@ enum kt_reason kt_review_build_request(const char *token, size_t token_len,
 out_v:
 	json_object_put(v);
 out:
-	scrub_string(tokobj);
+	kt_json_scrub_string(tokobj);
 	json_object_put(auds);
 	json_object_put(spec);
 	json_object_put(root);
 	return r;
 }
 
-/* Members json-c kept, over the whole tree (depth already bounded by the lexer). */
-static size_t count_members(json_object *o)
-{
-	size_t total = 0;
-
-	if (json_object_is_type(o, json_type_object)) {
-		json_object_object_foreach(o, key, val) {
-			(void)key;
-			total += 1 + count_members(val);
-		}
-	} else if (json_object_is_type(o, json_type_array)) {
-		size_t n = json_object_array_length(o);
-
-		for (size_t i = 0; i < n; i++)
-			total += count_members(json_object_array_get_idx(o, i));
-	}
-	return total;
-}
-
 /* ------------------------------------------------------------ typed access */
-
-/* A string value without embedded NUL; NULL otherwise. */
-static const char *str_value(json_object *v, size_t *len)
-{
-	const char *s;
-	size_t n;
-
-	if (v == NULL || !json_object_is_type(v, json_type_string))
-		return NULL;
-	s = json_object_get_string(v);
-	if (s == NULL)
-		return NULL;
-	n = (size_t)json_object_get_string_len(v);
-	if (strlen(s) != n)
-		return NULL;
-	if (len != NULL)
-		*len = n;
-	return s;
-}
-
-/* Member or NULL when absent. */
-static json_object *member(json_object *obj, const char *key)
-{
-	json_object *v = NULL;
-
-	if (!json_object_object_get_ex(obj, key, &v))
-		return NULL;
-	return v;   /* a JSON null is returned as NULL too; callers treat it as wrong type */
-}
-
-/* Present (even as JSON null)? */
-static bool has_member(json_object *obj, const char *key)
-{
-	return json_object_object_get_ex(obj, key, NULL) != 0;
-}
 
 /* Absent, or a string without NUL. */
 static bool opt_string_ok(json_object *obj, const char *key)
 {
-	return !has_member(obj, key) || str_value(member(obj, key), NULL) != NULL;
-}
-
-static bool string_array_ok(json_object *v)
-{
-	size_t n;
-
-	if (v == NULL || !json_object_is_type(v, json_type_array))
-		return false;
-	n = json_object_array_length(v);
-	for (size_t i = 0; i < n; i++)
-		if (str_value(json_object_array_get_idx(v, i), NULL) == NULL)
-			return false;
-	return true;
+	return !kt_json_has(obj, key) || kt_json_string(kt_json_member(obj, key), NULL) != NULL;
 }
 
 static bool opt_string_array_ok(json_object *obj, const char *key)
 {
-	return !has_member(obj, key) || string_array_ok(member(obj, key));
+	return !kt_json_has(obj, key) || kt_json_string_array(kt_json_member(obj, key));
 }
 
 /* Types of every TokenReviewStatus / UserInfo field present (what Go's decoder enforces). */
@@ -227,28 +148,28 @@ static bool status_types_ok(json_object *status)
 {
 	json_object *user, *extra;
 
-	if (has_member(status, "authenticated") &&
-	    !json_object_is_type(member(status, "authenticated"), json_type_boolean))
+	if (kt_json_has(status, "authenticated") &&
+	    !json_object_is_type(kt_json_member(status, "authenticated"), json_type_boolean))
 		return false;
 	if (!opt_string_ok(status, "error") || !opt_string_array_ok(status, "audiences"))
 		return false;
-	if (!has_member(status, "user"))
+	if (!kt_json_has(status, "user"))
 		return true;
-	user = member(status, "user");
+	user = kt_json_member(status, "user");
 	if (user == NULL || !json_object_is_type(user, json_type_object))
 		return false;
 	if (!opt_string_ok(user, "username") || !opt_string_ok(user, "uid") ||
 	    !opt_string_array_ok(user, "groups"))
 		return false;
-	if (!has_member(user, "extra"))
+	if (!kt_json_has(user, "extra"))
 		return true;
-	extra = member(user, "extra");
+	extra = kt_json_member(user, "extra");
 	if (extra == NULL || !json_object_is_type(extra, json_type_object))
 		return false;
 	{
 		json_object_object_foreach(extra, key, val) {
 			(void)key;
-			if (!string_array_ok(val))
+			if (!kt_json_string_array(val))
 				return false;
 		}
 	}
@@ -313,7 +234,7 @@ static bool audience_ok(json_object *auds, char *const *want, size_t n_want)
 	n = json_object_array_length(auds);
 	for (size_t i = 0; i < n; i++) {
 		size_t len;
-		const char *got = str_value(json_object_array_get_idx(auds, i), &len);
+		const char *got = kt_json_string(json_object_array_get_idx(auds, i), &len);
 
 		if (got == NULL)
 			continue;   /* cannot happen after status_types_ok */
@@ -336,11 +257,11 @@ static enum kt_reason take_extra(json_object *extra, const char *suffix, char **
 		return KT_R_OK;
 	memcpy(key, KT_EXTRA_PREFIX, sizeof(KT_EXTRA_PREFIX) - 1);
 	memcpy(key + sizeof(KT_EXTRA_PREFIX) - 1, suffix, strlen(suffix) + 1);
-	arr = member(extra, key);
+	arr = kt_json_member(extra, key);
 	if (arr == NULL || json_object_array_length(arr) == 0)
 		return KT_R_OK;
 	first = json_object_array_get_idx(arr, 0);
-	s = str_value(first, &len);
+	s = kt_json_string(first, &len);
 	if (s == NULL)
 		return KT_R_MALFORMED_REPLY;
 	if (!printable(s, len, KT_EXTRA_MAX, false))
@@ -359,7 +280,7 @@ static enum kt_reason take_identity(json_object *user, struct kt_identity *id)
 	enum kt_reason r;
 
 	/* username: exactly system:serviceaccount:NS:NAME */
-	username = str_value(member(user, "username"), &ulen);
+	username = kt_json_string(kt_json_member(user, "username"), &ulen);
 	if (username == NULL || ulen <= sizeof(KT_SA_PREFIX) - 1 ||
 	    memcmp(username, KT_SA_PREFIX, sizeof(KT_SA_PREFIX) - 1) != 0)
 		return KT_R_NOT_SERVICEACCOUNT;
@@ -375,12 +296,12 @@ static enum kt_reason take_identity(json_object *user, struct kt_identity *id)
 		return KT_R_NOT_SERVICEACCOUNT;
 
 	/* uid */
-	uid = str_value(member(user, "uid"), &uidlen);
+	uid = kt_json_string(kt_json_member(user, "uid"), &uidlen);
 	if (uid == NULL || !printable(uid, uidlen, KT_UID_MAX, false))
 		return KT_R_BAD_IDENTITY;
 
 	/* groups: bounded, printable, containing system:serviceaccounts:NS */
-	groups = member(user, "groups");
+	groups = kt_json_member(user, "groups");
 	if (groups == NULL)
 		return KT_R_BAD_IDENTITY;
 	ngroups = json_object_array_length(groups);
@@ -391,7 +312,7 @@ static enum kt_reason take_identity(json_object *user, struct kt_identity *id)
 	want_group[sizeof(KT_SA_GROUP_PREFIX) - 1 + nslen] = '\0';
 	for (size_t i = 0; i < ngroups; i++) {
 		size_t glen;
-		const char *g = str_value(json_object_array_get_idx(groups, i), &glen);
+		const char *g = kt_json_string(json_object_array_get_idx(groups, i), &glen);
 
 		if (g == NULL || !printable(g, glen, KT_GROUP_MAX, true))
 			return KT_R_BAD_IDENTITY;
@@ -417,7 +338,7 @@ static enum kt_reason take_identity(json_object *user, struct kt_identity *id)
 		id->n_groups = i + 1;
 	}
 
-	extra = member(user, "extra");
+	extra = kt_json_member(user, "extra");
 	if ((r = take_extra(extra, "credential-id", &id->credential_id)) != KT_R_OK ||
 	    (r = take_extra(extra, "pod-name", &id->pod_name)) != KT_R_OK ||
 	    (r = take_extra(extra, "pod-uid", &id->pod_uid)) != KT_R_OK ||
@@ -428,20 +349,14 @@ static enum kt_reason take_identity(json_object *user, struct kt_identity *id)
 
 /* ------------------------------------------------------------------- reply */
 
-static bool is_json_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 enum kt_reason kt_review_parse_reply(const char *body, size_t len,
                                      char *const *audiences, size_t n_audiences,
                                      struct kt_identity *id, char *server_error)
 {
-	struct json_tokener *tok = NULL;
-	json_object *root = NULL, *status, *spec, *authn;
+	json_object *root = NULL, *status, *authn;
 	enum kt_reason r = KT_R_MALFORMED_REPLY;
 	const char *s;
-	size_t members, end, n;
+	size_t n;
 
 	if (server_error != NULL)
 		server_error[0] = '\0';
@@ -452,46 +367,29 @@ enum kt_reason kt_review_parse_reply(const char *body, size_t len,
 		return KT_R_MALFORMED_REPLY;
 	if (len > KT_REPLY_MAX)
 		return KT_R_REPLY_TOO_LARGE;
-	if (memchr(body, '\0', len) != NULL)
-		return KT_R_MALFORMED_REPLY;
-	if (!kt_json_lex((const unsigned char *)body, len, KT_REPLY_MAX_DEPTH, &members))
-		return KT_R_MALFORMED_REPLY;
-
-	tok = json_tokener_new_ex(KT_REPLY_MAX_DEPTH);
-	if (tok == NULL)
-		return KT_R_NOMEM;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	root = json_tokener_parse_ex(tok, body, (int)len);
-	if (root == NULL || json_tokener_get_error(tok) != json_tokener_success)
-		goto out;
-	end = json_tokener_get_parse_end(tok);
-	if (end > len)
-		goto out;
-	for (; end < len; end++)   /* the real server ends its JSON with "\n" */
-		if (!is_json_space(body[end]))
-			goto out;
-	if (!json_object_is_type(root, json_type_object) || count_members(root) != members)
-		goto out;   /* not an object, or a duplicate key somewhere */
+	r = kt_json_parse_object(body, len, KT_REPLY_MAX_DEPTH, &root);
+	if (r != KT_R_OK)
+		goto out;   /* malformed, or nomem */
+	r = KT_R_MALFORMED_REPLY;
 
 	/* the echoed token is of no use to us: zero json-c's copy as early as possible */
-	if ((spec = member(root, "spec")) != NULL && json_object_is_type(spec, json_type_object))
-		scrub_string(member(spec, "token"));
+	kt_json_scrub_echoed_token(root);
 
-	s = str_value(member(root, "kind"), NULL);
+	s = kt_json_string(kt_json_member(root, "kind"), NULL);
 	if (s == NULL || strcmp(s, "TokenReview") != 0)
 		goto out;   /* includes kind "Status" */
-	s = str_value(member(root, "apiVersion"), NULL);
+	s = kt_json_string(kt_json_member(root, "apiVersion"), NULL);
 	if (s == NULL || strcmp(s, "authentication.k8s.io/v1") != 0)
 		goto out;
-	status = member(root, "status");
+	status = kt_json_member(root, "status");
 	if (status == NULL || !json_object_is_type(status, json_type_object) ||
 	    !status_types_ok(status))
 		goto out;
 
-	authn = member(status, "authenticated");
+	authn = kt_json_member(status, "authenticated");
 	if (authn == NULL || !json_object_get_boolean(authn)) {
 		/* absent (Go omits false) or false */
-		s = str_value(member(status, "error"), &n);
+		s = kt_json_string(kt_json_member(status, "error"), &n);
 		if (s != NULL && server_error != NULL)
 			kt_escape(s, n, server_error, KT_SERVER_ERROR_MAX + 1);
 		r = KT_R_UNAUTHENTICATED;
@@ -499,17 +397,16 @@ enum kt_reason kt_review_parse_reply(const char *body, size_t len,
 	}
 
 	/* authenticated: true (a JSON boolean, checked in status_types_ok) */
-	if (!audience_ok(member(status, "audiences"), audiences, n_audiences)) {
+	if (!audience_ok(kt_json_member(status, "audiences"), audiences, n_audiences)) {
 		r = KT_R_AUDIENCE;
 		goto out;
 	}
-	if (member(status, "user") == NULL)
+	if (kt_json_member(status, "user") == NULL)
 		goto out;   /* a successful review always carries a user */
-	r = take_identity(member(status, "user"), id);
+	r = take_identity(kt_json_member(status, "user"), id);
 	if (r != KT_R_OK)
 		kt_identity_free(id);
 out:
 	json_object_put(root);
-	json_tokener_free(tok);
 	return r;
 }

@@ -19,6 +19,7 @@
 
 #include "access.h"
 #include "config.h"
+#include "json_strict.h"
 #include "helper_proto.h"
 #include "http.h"
 #include "io.h"
@@ -127,22 +128,6 @@ fail:
 	return NULL;
 }
 
-/* Zeroes json-c's copy of the echoed spec.token before the tree is released. */
-static void scrub_echoed_token(json_object *reply)
-{
-	json_object *spec = NULL, *token = NULL;
-
-	if (json_object_object_get_ex(reply, "spec", &spec) && spec != NULL &&
-	    json_object_object_get_ex(spec, "token", &token) &&
-	    json_object_is_type(token, json_type_string)) {
-		char *p = (char *)(uintptr_t)json_object_get_string(token);
-		int n = json_object_get_string_len(token);
-
-		if (p != NULL && n > 0)
-			explicit_bzero(p, (size_t)n);
-	}
-}
-
 /*
  * kube-apiserver echoes spec.token in its reply: the reply itself never leaves this
  * process, so no copy of the token reaches the host process (sshd, sudo) that runs the
@@ -152,7 +137,6 @@ static void scrub_echoed_token(json_object *reply)
  */
 static void forward_status_only(const struct kt_config *cfg, struct kt_helper_result *res)
 {
-	struct json_tokener *tok;
 	struct kt_identity id;
 	json_object *reply = NULL, *minimal = NULL;
 	const char *text;
@@ -165,15 +149,9 @@ static void forward_status_only(const struct kt_config *cfg, struct kt_helper_re
 	kt_identity_free(&id);
 	if (verdict == KT_R_OK || verdict == KT_R_UNAUTHENTICATED || verdict == KT_R_AUDIENCE ||
 	    verdict == KT_R_NOT_SERVICEACCOUNT || verdict == KT_R_BAD_IDENTITY) {
-		verdict = KT_R_NOMEM;
-		tok = json_tokener_new_ex(KT_REPLY_MAX_DEPTH);
-		if (tok != NULL) {
-			json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-			reply = json_tokener_parse_ex(tok, res->body, (int)res->body_len);
-			json_tokener_free(tok);
-		}
-		if (reply != NULL) {
-			scrub_echoed_token(reply);
+		verdict = KT_R_NOMEM;   /* the body passed kt_review_parse_reply: only memory can fail */
+		if (kt_json_parse_object(res->body, res->body_len, KT_REPLY_MAX_DEPTH, &reply) == KT_R_OK) {
+			kt_json_scrub_echoed_token(reply);
 			minimal = status_only(reply);
 		}
 		text = minimal != NULL ? json_object_to_json_string_length(minimal,

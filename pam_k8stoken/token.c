@@ -94,28 +94,14 @@ static size_t b64url_decode(const char *in, size_t n, unsigned char *out, size_t
 	return o;
 }
 
-/* Strict parse of a whole buffer into a JSON object; NULL otherwise. */
+/* Strict parse of a whole buffer into a JSON object (json_strict.h); NULL otherwise. */
 static json_object *parse_object(const unsigned char *buf, size_t n)
 {
-	struct json_tokener *tok;
 	json_object *obj;
 
-	size_t members;
-
-	if (n == 0 || n > KT_TOKEN_SEG_MAX || !kt_json_lex(buf, n, KT_TOKEN_JSON_DEPTH, &members))
+	if (n > KT_TOKEN_SEG_MAX ||
+	    kt_json_parse_object((const char *)buf, n, KT_TOKEN_JSON_DEPTH, &obj) != KT_R_OK)
 		return NULL;
-	tok = json_tokener_new_ex(KT_TOKEN_JSON_DEPTH);
-	if (tok == NULL)
-		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, (const char *)buf, (int)n);
-	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
-	                    json_tokener_get_parse_end(tok) != n ||
-	                    !json_object_is_type(obj, json_type_object))) {
-		json_object_put(obj);
-		obj = NULL;
-	}
-	json_tokener_free(tok);
 	return obj;
 }
 
