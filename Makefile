@@ -48,9 +48,9 @@ ALL_CFLAGS   := -std=c11 -fPIC -fvisibility=hidden $(WARN) $(HARDEN) $(SAN) $(PK
 ALL_LDFLAGS  := -Wl,-z,relro -Wl,-z,now $(SAN) $(LDFLAGS)
 
 SRC := pam_k8stoken
-LIB_SRCS    := reason.c secure.c io.c config.c config_values.c rules.c json_strict.c token.c review.c identity.c helper_proto.c cache_entry.c cache_io.c cache.c cache_ops.c access.c sealed.c jwks.c jwt_verify.c breaker.c offline.c jwks_fetch.c
+LIB_SRCS    := reason.c secure.c io.c config.c config_values.c rules.c json_strict.c token.c review.c identity.c helper_proto.c cache_entry.c cache_io.c cache.c cache_ops.c access.c sealed.c jwks.c jwt_verify.c breaker.c offline.c
 MODULE_SRCS := pam_k8stoken.c auth.c prompt.c decide.c spawn.c account.c logline.c local_check.c
-HELPER_SRCS := review_helper.c http.c
+HELPER_SRCS := review_helper.c http.c jwks_fetch.c
 TOOL_SRCS   := k8stoken.c renew.c enroll.c http.c
 
 obj = $(addprefix $(BUILD)/obj/,$(1:.c=.o))
@@ -112,7 +112,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR     ?= $(BUILD)/fuzz
 FUZZ_FLAGS   := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
                 -fno-sanitize-recover=all -I$(SRC) $(PKG_CFLAGS)
-FUZZ_OBJS    := $(addprefix $(FUZZ_DIR)/obj/,$(LIB_SRCS:.c=.o) http.o)
+FUZZ_OBJS    := $(addprefix $(FUZZ_DIR)/obj/,$(LIB_SRCS:.c=.o) http.o jwks_fetch.o)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 $(FUZZ_DIR)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h)

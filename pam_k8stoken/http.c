@@ -185,6 +185,35 @@ static const struct kt_cache *breaker_cache(const struct kt_config *cfg)
 	return &cache;
 }
 
+CURL *kt_http_handle(const struct kt_config *cfg, bool with_credential, long timeout_ms)
+{
+	CURL *curl = curl_easy_init();
+
+	if (curl == NULL)
+		return NULL;
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROXY, "");
+	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* The cluster CA alone: no system store, no CA directory. */
+	curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->ca_file);
+	curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
+	if (cfg->client_cert_file != NULL && with_credential) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, cfg->client_cert_file);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, cfg->client_key_file);
+	}
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout * 1000L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, USER_AGENT);
+	return curl;
+}
+
 static void attempt(const struct kt_config *cfg, const char *server, const char *path,
                     const char *bearer_header,
                     const char *body, size_t body_len, long timeout_ms, struct reply *rep,
@@ -210,7 +239,7 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 		set_detail(res->detail, sizeof(res->detail), "%s is in its backoff after failing", server);
 		return;
 	}
-	curl = curl_easy_init();
+	curl = kt_http_handle(cfg, true, timeout_ms);
 	if (curl == NULL) {
 		kt_breaker_record(breaker_cache(cfg), server, KT_R_NOMEM, 0, 0, probe_fd);
 		res->reason = KT_R_NOMEM;
@@ -229,27 +258,7 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 	}
 
 	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROXY, "");
-	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	/* The cluster CA alone: no system store, no CA directory. */
-	curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->ca_file);
-	curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
-	if (cfg->client_cert_file != NULL) {
-		curl_easy_setopt(curl, CURLOPT_SSLCERT, cfg->client_cert_file);
-		curl_easy_setopt(curl, CURLOPT_SSLKEY, cfg->client_key_file);
-	}
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout * 1000L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, USER_AGENT);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 	curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KT_REPLY_MAX);
@@ -287,47 +296,8 @@ out:
 void kt_http_review(const struct kt_config *cfg, int only, const char *bearer,
                     const char *body, size_t body_len, struct kt_helper_result *res)
 {
-	long long deadline = kt_clock_ms(CLOCK_MONOTONIC) + (long long)cfg->timeout * 1000;
-	struct reply rep = { 0 };
-	char *bearer_header = NULL;
-	size_t header_len = 0;
-
-	memset(res, 0, sizeof(*res));
-	res->reason = KT_R_TIMEOUT;
-	rep.buf = malloc(KT_REPLY_MAX);
-	if (bearer != NULL) {
-		header_len = strlen(bearer) + sizeof("Authorization: Bearer ");
-		bearer_header = malloc(header_len);
-		if (bearer_header != NULL)
-			snprintf(bearer_header, header_len, "Authorization: Bearer %s", bearer);
-	}
-	if (rep.buf == NULL || (bearer != NULL && bearer_header == NULL)) {
-		res->reason = KT_R_NOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < cfg->n_servers; i++) {
-		long long left = deadline - kt_clock_ms(CLOCK_MONOTONIC);
-
-		if (only >= 0 && (size_t)only != i)
-			continue;
-		if (left <= 0) {
-			res->reason = KT_R_TIMEOUT;
-			break;
-		}
-		res->server_index = (unsigned)i;
-		attempt(cfg, cfg->servers[i], "/apis/authentication.k8s.io/v1/tokenreviews",
-		        bearer_header, body, body_len, (long)left, &rep, res);
-		if (res->reason == KT_R_OK || res->reason == KT_R_NOMEM)
-			break;
-	}
-	if (res->reason == KT_R_OK) {
-		res->body = rep.buf;
-		res->body_len = rep.len;
-		rep.buf = NULL;
-	}
-out:
-	kt_free_secret(rep.buf, KT_REPLY_MAX);
-	kt_free_secret(bearer_header, header_len);
+	kt_http_post(cfg, only, bearer, "/apis/authentication.k8s.io/v1/tokenreviews", body,
+	             body_len, kt_clock_ms(CLOCK_MONOTONIC) + (long long)cfg->timeout * 1000, res);
 }
 
 /* The Authorization header line for bearer, or NULL (also when bearer is NULL). */

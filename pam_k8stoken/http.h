@@ -1,7 +1,9 @@
-/* The helper's HTTPS client: one TokenReview POST with ordered server failover. */
+/* The helper's HTTPS client: POSTs with ordered server failover, and its transport rules. */
 #ifndef KT_HTTP_H
 #define KT_HTTP_H
 
+#include <curl/curl.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -15,6 +17,14 @@
  */
 enum kt_reason kt_http_load_credential(const struct kt_config *cfg, char **out,
                                        char *detail, size_t detail_len);
+
+/*
+ * A libcurl handle with the helper's transport rules: https only, the cluster CA alone
+ * (no system store), TLS 1.2 or later, no redirects, no proxy, HTTP/1.1, the connect
+ * deadline and timeout_ms; the client certificate only with_credential. NULL when out of
+ * memory. The caller sets the URL, headers and body, and cleans it up.
+ */
+CURL *kt_http_handle(const struct kt_config *cfg, bool with_credential, long timeout_ms);
 
 /*
  * POSTs body to each server in order (all of them, or only server `only` when

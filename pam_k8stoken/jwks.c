@@ -270,7 +270,27 @@ void kt_jwks_free(struct kt_jwks *set)
 
 /* ---- the key set in the cache directory ---- */
 
-int kt_jwks_store(const struct kt_cache *c, const char *issuer, const char *document, size_t len)
+void kt_jwks_source(const struct kt_config *cfg, char out[KT_JWKS_SOURCE_SIZE])
+{
+	unsigned char md[32];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int mdlen = 0;
+	bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+
+	for (size_t i = 0; ok && i < cfg->n_servers; i++)
+		ok = EVP_DigestUpdate(ctx, cfg->servers[i], strlen(cfg->servers[i]) + 1) == 1;
+	if (ok && cfg->jwks_uri != NULL)
+		ok = EVP_DigestUpdate(ctx, cfg->jwks_uri, strlen(cfg->jwks_uri) + 1) == 1;
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == sizeof(md);
+	EVP_MD_CTX_free(ctx);
+	if (ok)
+		kt_hex(md, (KT_JWKS_SOURCE_SIZE - 1) / 2, out);
+	else
+		snprintf(out, KT_JWKS_SOURCE_SIZE, "unknown");   /* never equal to a digest */
+}
+
+int kt_jwks_store(const struct kt_cache *c, const char *source, const char *issuer,
+                  const char *document, size_t len)
 {
 	char boot_id[40], head[KT_JWKS_ISSUER_MAX + 200], *text;
 	size_t hlen;
@@ -279,8 +299,8 @@ int kt_jwks_store(const struct kt_cache *c, const char *issuer, const char *docu
 	if (kt_cache_boot_id(boot_id) < 0 || strchr(issuer, '\n') != NULL ||
 	    strlen(issuer) > KT_JWKS_ISSUER_MAX)
 		return -1;
-	n = snprintf(head, sizeof(head), MAGIC "boot_id %s\nfetched %lld\nissuer %s\ndocument %zu\n",
-	             boot_id, kt_clock_ms(CLOCK_BOOTTIME), issuer, len);
+	n = snprintf(head, sizeof(head), MAGIC "boot_id %s\nsource %s\nfetched %lld\nissuer %s\n"
+	             "document %zu\n", boot_id, source, kt_clock_ms(CLOCK_BOOTTIME), issuer, len);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -1;
 	hlen = (size_t)n;
@@ -314,7 +334,7 @@ static bool take_line(const char **p, const char *end, const char *key, char *ou
 	return true;
 }
 
-int kt_jwks_load(const struct kt_cache *c, struct kt_jwks_stored *st)
+int kt_jwks_load(const struct kt_cache *c, const char *source, struct kt_jwks_stored *st)
 {
 	char boot_id[40], value[KT_JWKS_ISSUER_MAX + 1];
 	unsigned long long fetched, doclen;
@@ -330,6 +350,8 @@ int kt_jwks_load(const struct kt_cache *c, struct kt_jwks_stored *st)
 	p += sizeof(MAGIC) - 1;
 	if (!take_line(&p, end, "boot_id", value, sizeof(value)) || strcmp(value, boot_id) != 0)
 		goto bad;
+	if (!take_line(&p, end, "source", value, sizeof(value)) || strcmp(value, source) != 0)
+		goto bad;   /* the keys of another server list: as if there were none */
 	if (!take_line(&p, end, "fetched", value, sizeof(value)) ||
 	    !kt_parse_uint(value, 0, INT64_MAX, &fetched))
 		goto bad;
@@ -356,17 +378,18 @@ void kt_jwks_stored_free(struct kt_jwks_stored *st)
 	memset(st, 0, sizeof(*st));
 }
 
-/* The last fetch started, CLOCK_BOOTTIME ms of this boot; 0 when none is known. */
-static long long last_fetch(const struct kt_cache *c)
+/* The last fetch started for source, CLOCK_BOOTTIME ms of this boot; 0 when none is known. */
+static long long last_fetch(const struct kt_cache *c, const char *source)
 {
-	char boot_id[40], want[80];
+	char boot_id[40], want[80 + KT_JWKS_SOURCE_SIZE];
 	unsigned long long at = 0;
 	size_t len, wl;
 	char *text = kt_sealed_read(c, STAMP_FILE, STAMP_DOMAIN, 256, &len);
 	int n;
 
 	if (text != NULL && kt_cache_boot_id(boot_id) == 0 &&
-	    (n = snprintf(want, sizeof(want), "boot_id %s\nstarted ", boot_id)) > 0) {
+	    (n = snprintf(want, sizeof(want), "boot_id %s\nsource %s\nstarted ", boot_id,
+	                  source)) > 0 && (size_t)n < sizeof(want)) {
 		wl = (size_t)n;
 		if (len > wl + 1 && memcmp(text, want, wl) == 0 && text[len - 1] == '\n') {
 			text[len - 1] = '\0';
@@ -378,9 +401,10 @@ static long long last_fetch(const struct kt_cache *c)
 	return (long long)at;
 }
 
-bool kt_jwks_fetch_slot(const struct kt_cache *c, long long deadline_ms, int *lockfd)
+bool kt_jwks_fetch_slot(const struct kt_cache *c, const char *source, long long deadline_ms,
+                        int *lockfd)
 {
-	char boot_id[40], text[128];
+	char boot_id[40], text[128 + KT_JWKS_SOURCE_SIZE];
 	long long now;
 	int fd, n;
 
@@ -402,11 +426,12 @@ bool kt_jwks_fetch_slot(const struct kt_cache *c, long long deadline_ms, int *lo
 		nanosleep(&pause, NULL);
 	}
 	now = kt_clock_ms(CLOCK_BOOTTIME);
-	if (last_fetch(c) != 0 && now - last_fetch(c) < KT_JWKS_REFETCH_MS) {
+	if (last_fetch(c, source) != 0 && now - last_fetch(c, source) < KT_JWKS_REFETCH_MS) {
 		close(fd);
 		return false;
 	}
-	n = snprintf(text, sizeof(text), "boot_id %s\nstarted %lld\n", boot_id, now);
+	n = snprintf(text, sizeof(text), "boot_id %s\nsource %s\nstarted %lld\n", boot_id, source,
+	             now);
 	if (n < 0 || (size_t)n >= sizeof(text) ||
 	    kt_sealed_write(c, STAMP_FILE, STAMP_DOMAIN, text, (size_t)n) < 0) {
 		close(fd);   /* no stamp, no fetch: the limit must hold */

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "cache.h"
+#include "config.h"
 #include "reason.h"
 
 #define KT_JWKS_MAX       (64 * 1024)   /* bytes of a key set document */
@@ -18,6 +19,7 @@
 #define KT_JWKS_ISSUER_MAX 512
 #define KT_JWKS_REFETCH_MS 60000        /* host-wide: at most one fetch a minute */
 #define KT_JWKS_FILE      "jwks"        /* in the cache directory */
+#define KT_JWKS_SOURCE_SIZE 33          /* 32 hex digits and the NUL */
 
 enum kt_jwk_type { KT_JWK_RSA, KT_JWK_EC };
 
@@ -53,18 +55,27 @@ struct kt_jwks_stored {
 	size_t document_len;
 };
 
-/* Stores a validated key set; 0 or -1. */
-int kt_jwks_store(const struct kt_cache *c, const char *issuer, const char *document, size_t len);
-/* Loads it: 0, or -1 when missing, forged, from another boot or malformed. */
-int kt_jwks_load(const struct kt_cache *c, struct kt_jwks_stored *st);
+/*
+ * Where a key set comes from: a digest of the server list and jwks_uri. A stored set and
+ * the fetch rate limit belong to one source, so a host pointed at another cluster neither
+ * uses the old cluster's keys nor waits for the old cluster's fetch slot.
+ */
+void kt_jwks_source(const struct kt_config *cfg, char out[KT_JWKS_SOURCE_SIZE]);
+
+/* Stores a validated key set of source; 0 or -1. */
+int kt_jwks_store(const struct kt_cache *c, const char *source, const char *issuer,
+                  const char *document, size_t len);
+/* Loads it: 0, or -1 when missing, forged, from another boot, of another source or malformed. */
+int kt_jwks_load(const struct kt_cache *c, const char *source, struct kt_jwks_stored *st);
 void kt_jwks_stored_free(struct kt_jwks_stored *st);
 
 /*
- * Host-wide rate limit of fetches: true (and the slot is taken) when no fetch was started
- * in the last KT_JWKS_REFETCH_MS. *lockfd receives a lock held while the caller fetches
+ * Host-wide rate limit of fetches: true (and the slot is taken) when no fetch of source was
+ * started in the last KT_JWKS_REFETCH_MS. *lockfd receives a lock held while the caller fetches
  * (release with kt_cache_unlock); a concurrent caller waits for it until deadline_ms
  * (CLOCK_MONOTONIC) and then gets false, to reload what the fetch stored.
  */
-bool kt_jwks_fetch_slot(const struct kt_cache *c, long long deadline_ms, int *lockfd);
+bool kt_jwks_fetch_slot(const struct kt_cache *c, const char *source, long long deadline_ms,
+                        int *lockfd);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "breaker.h"
 #include "cache.h"
+#include "http.h"
 #include "io.h"
 #include "json_strict.h"
 #include "jwks.h"
@@ -17,7 +18,6 @@
 
 #define DISCOVERY_PATH "/.well-known/openid-configuration"
 #define DISCOVERY_MAX  (16 * 1024)
-#define USER_AGENT "pam_k8stoken/" KT_VERSION
 
 struct body {
 	char *buf;
@@ -52,13 +52,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-/* One GET with the helper's TLS rules (http.c): the cluster CA only, no redirects, no proxy. */
+/* One GET with the helper's transport rules (kt_http_handle). */
 static void get(const struct kt_config *cfg, const char *url, const char *bearer_header,
                 bool credential, long timeout_ms, struct body *b, struct kt_helper_result *res)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *headers = NULL;
-	CURL *curl = curl_easy_init();
+	CURL *curl = kt_http_handle(cfg, credential, timeout_ms);
 	CURLcode cc;
 
 	b->len = 0;
@@ -73,26 +73,7 @@ static void get(const struct kt_config *cfg, const char *url, const char *bearer
 		return;
 	}
 	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROXY, "");
-	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->ca_file);
-	curl_easy_setopt(curl, CURLOPT_CAPATH, NULL);
-	if (cfg->client_cert_file != NULL && credential) {
-		curl_easy_setopt(curl, CURLOPT_SSLCERT, cfg->client_cert_file);
-		curl_easy_setopt(curl, CURLOPT_SSLKEY, cfg->client_key_file);
-	}
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout * 1000L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, USER_AGENT);
 	curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)b->max);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
@@ -165,7 +146,7 @@ static bool jwks_uri_allowed(const struct kt_config *cfg, const char *server, co
 static void from_server(const struct kt_config *cfg, const struct kt_cache *c, const char *server,
                         const char *bearer_header, long long deadline, struct kt_helper_result *res)
 {
-	char url[2048], why[160], esc[120];
+	char url[2048], why[160], esc[120], source[KT_JWKS_SOURCE_SIZE];
 	struct body b = { .max = DISCOVERY_MAX };
 	json_object *doc = NULL;
 	const char *issuer, *uri;
@@ -208,7 +189,8 @@ static void from_server(const struct kt_config *cfg, const struct kt_cache *c, c
 		set_detail(res, res->reason, "%s: %s", url, why);
 		goto out;
 	}
-	if (kt_jwks_store(c, issuer, b.buf, b.len) < 0)
+	kt_jwks_source(cfg, source);
+	if (kt_jwks_store(c, source, issuer, b.buf, b.len) < 0)
 		set_detail(res, KT_R_SYSTEM, "the key set cannot be stored in %s", cfg->cache_dir);
 out:
 	json_object_put(doc);

@@ -95,11 +95,12 @@ static bool keys_from_cache(const struct kt_config *cfg, const struct kt_cache *
                             const char *kid, struct keys *k)
 {
 	struct kt_jwks_stored st;
-	char why[160];
+	char why[160], source[KT_JWKS_SOURCE_SIZE];
 	bool ok;
 
 	kt_jwks_free(&k->set);
-	if (kt_jwks_load(c, &st) < 0)
+	kt_jwks_source(cfg, source);
+	if (kt_jwks_load(c, source, &st) < 0)
 		return false;
 	ok = kt_jwks_parse(st.document, st.document_len, kid, &k->set, why, sizeof(why)) == KT_R_OK;
 	if (ok) {
@@ -146,7 +147,11 @@ static bool keys_fetched(const struct kt_config *cfg, const char *conf_path, con
 		return false;
 	have = keys_from_cache(cfg, &c, kid, k);
 	if (!have || k->age_ms > (long long)cfg->jwks_refresh * 1000 || !has_kid(&k->set, kid)) {
-		if (kt_jwks_fetch_slot(&c, kt_clock_ms(CLOCK_MONOTONIC) + deadline_ms / 2, &lockfd)) {
+		char source[KT_JWKS_SOURCE_SIZE];
+
+		kt_jwks_source(cfg, source);
+		if (kt_jwks_fetch_slot(&c, source, kt_clock_ms(CLOCK_MONOTONIC) + deadline_ms / 2,
+		                       &lockfd)) {
 			lc->fetched = true;
 			if (!fetch(cfg, conf_path, deadline_ms, why, whylen))
 				snprintf(lc->warning, sizeof(lc->warning), "%s", why);

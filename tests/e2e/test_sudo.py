@@ -323,9 +323,14 @@ class World:
         os.chmod(self.home, 0o700)
 
     def _make_askpass(self):
+        # the test user runs the askpass: a copy in our world-readable directory, so that a
+        # checkout under a private (0700) directory does not matter
+        staged = os.path.join(self.tmp, "k8stoken-askpass")
+        shutil.copy2(ASKPASS, staged)
+        os.chmod(staged, 0o755)
         self.askpass = os.path.join(self.tmp, "askpass")
         with open(self.askpass, "w") as f:
-            f.write(WRAPPER.replace("@ASKPASS@", os.path.abspath(ASKPASS)))
+            f.write(WRAPPER.replace("@ASKPASS@", staged))
         os.chmod(self.askpass, 0o755)
 
     def _make_sudoers(self):

@@ -104,12 +104,13 @@ class KubeCluster(ktest.Client):
             f"--initial-cluster=kt=http://127.0.0.1:{peer}",
             "--unsafe-no-fsync", "--log-level=warn"])
 
-    def _start_apiserver(self, name="kube-apiserver", key_files=None, signing_key=None):
+    def _start_apiserver(self, name="kube-apiserver", key_files=None, signing_key=None,
+                         port=None):
         """Starts one kube-apiserver of the cluster; returns its port. The first one's URL
         goes into the state directory. key_files/signing_key replace sa.pub/sa.key (key
         rotation: every --service-account-key-file is trusted and published in the JWKS)."""
         d = self.state_dir
-        port = free_port()
+        port = port or free_port()
         if name == "kube-apiserver":
             _write(os.path.join(d, "port"), str(port), 0o644)
             _write(os.path.join(d, "url"), f"https://127.0.0.1:{port}", 0o644)
@@ -222,11 +223,11 @@ class KubeCluster(ktest.Client):
         for name in ("kube-controller-manager", "kube-apiserver-2", "kube-apiserver", "etcd"):
             self.stop_process(name)
 
-    def start_second_apiserver(self, timeout=120, key_files=None, signing_key=None):
+    def start_second_apiserver(self, timeout=120, key_files=None, signing_key=None, port=None):
         """A second kube-apiserver of the same cluster (same etcd, keys and certificates), as
         a second server of an HA control plane; returns its URL. key_files/signing_key: see
         _start_apiserver."""
-        port = self._start_apiserver("kube-apiserver-2", key_files, signing_key)
+        port = self._start_apiserver("kube-apiserver-2", key_files, signing_key, port)
         url = f"https://127.0.0.1:{port}"
 
         def ready():

@@ -467,3 +467,29 @@ def test_jwks_file_requires_an_issuer(h, keys):
     r = h.run("alice", h.token())
     assert r.code == "PAM_SERVICE_ERR", r
     assert any("jwks_file: requires issuer" in l for l in r.log_lines()), r.log_lines()
+
+
+def test_another_cluster_gets_its_own_keys_at_once(auto, tmp_path):
+    """A host re-pointed at another cluster (another server list) neither checks the new
+    cluster's tokens against the old cluster's stored keys nor waits out the old cluster's
+    one-fetch-a-minute limit: the key set and its fetch limit belong to the server list."""
+    h = auto
+    other = ktest.ApiServer(key="es256").start(str(tmp_path / "other"))
+    try:
+        h._write_private(h.reviewer_file, other.reviewer_token)
+        h.secrets += [other.reviewer_token, other.admin_token]
+        h.write_conf(servers=[other.url], ca_file=other.ca_file, local_verify=None)
+        other.create_sa("pam", "pam-user")
+        token = other.token_request("pam", "pam-user", [AUDIENCE], 600)
+        h.secrets.append(token)
+        expect(h.run("alice", token), "PAM_SUCCESS", "ok")
+        assert other.requests()["counts"].get("/openid/v1/jwks", 0) == 1
+        # and back: the stored set is now the other cluster's, and the first list's own
+        # fetch limit does not hold back a fetch of its keys
+        h._write_private(h.reviewer_file, h.api.reviewer_token)
+        h.write_conf(local_verify=None)
+        h.api.reset_requests()
+        expect(h.run("alice", h.token()), "PAM_SUCCESS", "ok")
+        assert counts(h) == (1, 1, 1)
+    finally:
+        other.stop()
