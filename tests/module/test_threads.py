@@ -54,6 +54,9 @@ def test_eight_threads_same_and_different_tokens_under_tsan(h):
     supp = os.path.join(ROOT, "tests", "module", "tsan.supp")
     env = h.driver_env({"TSAN_OPTIONS": f"halt_on_error=0 exitcode=66 suppressions={supp} "
                                         f"log_path={h.reports}/tsan"})
+    # a ThreadSanitizer program: never the ASan runtime of the sanitizer pass's preload
+    env["LD_PRELOAD"] = "libnss_wrapper.so"
+    env.pop("ASAN_OPTIONS", None)
     proc = subprocess.run([THREADS, "--confdir", h.confdir, "--service", service,
                            "--rounds", str(ROUNDS), *specs], env=env, capture_output=True,
                           text=True, errors="replace", timeout=300)
