@@ -18,6 +18,12 @@ import pytest
 
 from harness import BUILD, DEADLINE_MS, SERVICE
 
+TR = "/apis/authentication.k8s.io/v1/tokenreviews"
+# Every review takes this long, so that the signals (sent 0-40 ms apart, 1-3 of them) arrive
+# while a login is under way, however fast the machine: otherwise a login may finish first
+# and the test tests nothing.
+REVIEW_LATENCY_MS = 300
+
 SIGNALS_BIN = os.path.join(BUILD, "tests", "pam_signals")
 SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "ALRM": signal.SIGALRM,
            "CHLD": signal.SIGCHLD}
@@ -86,6 +92,7 @@ def reason_of(log):
 def test_caught_signals_change_no_decision(h, sig):
     rng = random.Random(f"{SEED}-{sig}")
     h.write_conf(cache_ttl=30)
+    h.api.add_fault(path=TR, latency_ms=REVIEW_LATENCY_MS)
     good = h.token()
     bad = good[:-8] + ("AAAAAAAA" if not good.endswith("AAAAAAAA") else "BBBBBBBB")
     h.secrets.append(bad)
@@ -118,6 +125,7 @@ def test_caught_signals_change_no_decision(h, sig):
 def test_fatal_signals_never_succeed_and_leave_nothing(h, sig):
     rng = random.Random(f"{SEED}-fatal-{sig}")
     h.write_conf(cache_ttl=30)
+    h.api.add_fault(path=TR, latency_ms=REVIEW_LATENCY_MS)
     good = h.token()
     bad = good[:-8] + ("AAAAAAAA" if not good.endswith("AAAAAAAA") else "BBBBBBBB")
     h.secrets.append(bad)
