@@ -431,8 +431,10 @@ def purge(files_before_install, listed):
     check("dpkg -P libpam-k8stoken", r.returncode == 0, indent(r.stdout + r.stderr))
     check("package is gone from dpkg's database", pkg_status() in ("not-known", "un "),
           pkg_status())
+    # a directory that was there before the install stays (also /lib, a symbolic link to
+    # usr/lib on a merged-/usr system, which dpkg -L lists for the systemd units)
     left = [p for p in listed if p != "/." and os.path.lexists(p) and not (
-        os.path.isdir(p) and not os.path.islink(p) and p in files_before_install)]
+        os.path.isdir(p) and p in files_before_install)]
     left += [p for p in (CACHE, CONF + ".dpkg-dist", CONF + ".dpkg-old", CONF + ".dpkg-new",
                          TIMER_WANTS)
              if os.path.lexists(p)]
