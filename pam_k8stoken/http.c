@@ -25,35 +25,23 @@ struct reply {
 	int content_type_json;
 };
 
-__attribute__((format(printf, 3, 4)))
-static void set_detail(char *detail, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	char raw[KT_PROTO_DETAIL_MAX];
-
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	kt_escape(raw, strlen(raw), detail, len);
-}
-
 /* Opens a secret file the way sshd treats host keys: no symlink, root's, no group/other bits. */
 static int open_private_file(const char *path, char *detail, size_t dlen, struct stat *st)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
-		set_detail(detail, dlen, errno == ELOOP ? "%s is a symbolic link" : "%s cannot be opened", path);
+		kt_escapef(detail, dlen, errno == ELOOP ? "%s is a symbolic link" : "%s cannot be opened", path);
 		return -1;
 	}
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		set_detail(detail, dlen, "%s is not a regular file", path);
+		kt_escapef(detail, dlen, "%s is not a regular file", path);
 	} else if (st->st_uid != 0) {
-		set_detail(detail, dlen, "%s is not owned by root", path);
+		kt_escapef(detail, dlen, "%s is not owned by root", path);
 	} else if ((st->st_mode & 077) != 0) {
-		set_detail(detail, dlen, "%s is accessible by group or others (want 0600)", path);
+		kt_escapef(detail, dlen, "%s is accessible by group or others (want 0600)", path);
 	} else if (st->st_size > CREDENTIAL_MAX) {
-		set_detail(detail, dlen, "%s is larger than 64 KiB", path);
+		kt_escapef(detail, dlen, "%s is larger than 64 KiB", path);
 	} else {
 		return fd;
 	}
@@ -89,23 +77,23 @@ enum kt_reason kt_http_load_credential(const struct kt_config *cfg, char **out,
 	}
 	n = kt_read_all(fd, buf, CREDENTIAL_MAX + 1);
 	if (n < 0) {
-		set_detail(detail, detail_len, "%s cannot be read", cfg->reviewer_token_file);
+		kt_escapef(detail, detail_len, "%s cannot be read", cfg->reviewer_token_file);
 		goto out;
 	}
 	len = (size_t)n;
 	if (len > CREDENTIAL_MAX) {   /* grown since fstat */
-		set_detail(detail, detail_len, "%s is larger than 64 KiB", cfg->reviewer_token_file);
+		kt_escapef(detail, detail_len, "%s is larger than 64 KiB", cfg->reviewer_token_file);
 		goto out;
 	}
 	if (len > 0 && buf[len - 1] == '\n')
 		len--;
 	if (len == 0) {
-		set_detail(detail, detail_len, "%s is empty", cfg->reviewer_token_file);
+		kt_escapef(detail, detail_len, "%s is empty", cfg->reviewer_token_file);
 		goto out;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)buf[i] < 0x21 || (unsigned char)buf[i] > 0x7e) {
-			set_detail(detail, detail_len,
+			kt_escapef(detail, detail_len,
 			           "%s holds a character not allowed in a bearer token",
 			           cfg->reviewer_token_file);
 			goto out;
@@ -236,7 +224,7 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 	/* a server in its backoff is skipped at once (docs/design.md §6.4) */
 	if (!kt_breaker_admit(breaker_cache(cfg), server, &probe_fd)) {
 		res->reason = KT_R_CIRCUIT_OPEN;
-		set_detail(res->detail, sizeof(res->detail), "%s is in its backoff after failing", server);
+		kt_escapef(res->detail, sizeof(res->detail), "%s is in its backoff after failing", server);
 		return;
 	}
 	curl = kt_http_handle(cfg, true, timeout_ms);
@@ -269,7 +257,7 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 	cc = curl_easy_perform(curl);
 	res->reason = classify_curl(cc, rep);
 	if (res->reason != KT_R_OK) {
-		set_detail(res->detail, sizeof(res->detail), "%s",
+		kt_escapef(res->detail, sizeof(res->detail), "%s",
 		           errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
 		goto out;
 	}
@@ -277,13 +265,13 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 	curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after);
 	res->reason = classify_status(res->http_status);
 	if (res->reason != KT_R_OK) {
-		set_detail(res->detail, sizeof(res->detail), "HTTP status %ld", res->http_status);
+		kt_escapef(res->detail, sizeof(res->detail), "HTTP status %ld", res->http_status);
 		goto out;
 	}
 	curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
 	if (!is_json_type(ct)) {
 		res->reason = KT_R_MALFORMED_REPLY;
-		set_detail(res->detail, sizeof(res->detail), "content type %s is not JSON",
+		kt_escapef(res->detail, sizeof(res->detail), "content type %s is not JSON",
 		           ct != NULL ? ct : "(none)");
 	}
 out:

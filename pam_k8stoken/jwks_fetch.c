@@ -28,14 +28,12 @@ struct body {
 __attribute__((format(printf, 3, 4)))
 static void set_detail(struct kt_helper_result *res, enum kt_reason r, const char *fmt, ...)
 {
-	char raw[KT_PROTO_DETAIL_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	kt_vescapef(res->detail, sizeof(res->detail), fmt, ap);
 	va_end(ap);
 	res->reason = r;
-	kt_escape(raw, strlen(raw), res->detail, sizeof(res->detail));
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)

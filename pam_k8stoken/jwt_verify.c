@@ -14,13 +14,11 @@
 __attribute__((format(printf, 4, 5)))
 static enum kt_reason say(enum kt_reason r, char *detail, size_t detail_len, const char *fmt, ...)
 {
-	char raw[256];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	kt_vescapef(detail, detail_len, fmt, ap);
 	va_end(ap);
-	kt_escape(raw, strlen(raw), detail, detail_len);
 	return r;
 }
 

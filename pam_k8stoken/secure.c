@@ -1,4 +1,5 @@
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "secure.h"
@@ -67,4 +68,21 @@ void kt_hex(const unsigned char *in, size_t n, char *out)
 		out[2 * i + 1] = digits[in[i] & 0xf];
 	}
 	out[2 * n] = '\0';
+}
+
+void kt_vescapef(char *out, size_t outlen, const char *fmt, va_list ap)
+{
+	char raw[256];
+
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	kt_escape(raw, strlen(raw), out, outlen);
+}
+
+void kt_escapef(char *out, size_t outlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kt_vescapef(out, outlen, fmt, ap);
+	va_end(ap);
 }

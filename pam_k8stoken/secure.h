@@ -2,6 +2,7 @@
 #ifndef KT_SECURE_H
 #define KT_SECURE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* Zeroes len bytes at p (not optimised away) and frees p. NULL is fine. */
@@ -15,6 +16,10 @@ void kt_free_secret_str(char *s);
  * does not fit. Always NUL-terminates.
  */
 void kt_escape(const char *in, size_t inlen, char *out, size_t outlen);
+/* kt_escape of a printf-formatted text of at most 255 characters: a detail for a log line. */
+__attribute__((format(printf, 3, 4)))
+void kt_escapef(char *out, size_t outlen, const char *fmt, ...);
+void kt_vescapef(char *out, size_t outlen, const char *fmt, va_list ap);
 
 /* Lower-case hex of in[0..n) into out (2n + 1 bytes, NUL-terminated): digests in names and logs. */
 void kt_hex(const unsigned char *in, size_t n, char *out);
