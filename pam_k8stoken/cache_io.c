@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cache_io.h"
+#include "io.h"
 
 /* Entries from another boot are never valid. */
 int kt_cache_boot_id(char out[40])
@@ -60,4 +61,31 @@ bool kt_cache_write_fits(size_t len)
 		return true;
 	errno = EFBIG;
 	return false;
+}
+
+int kt_cache_write_file(int dirfd, const char *name, const char *head, size_t head_len,
+                        const char *tail, size_t tail_len)
+{
+	char tmp[KT_CACHE_TEMP_NAME_SIZE];
+	int fd, rc;
+
+	if (!kt_cache_write_fits(head_len + tail_len))
+		return -1;   /* SIGXFSZ would kill the host process */
+	fd = kt_cache_create_temp(dirfd, tmp);
+	if (fd < 0)
+		return -1;
+	rc = kt_write_all(fd, head, head_len);
+	if (rc == 0 && tail != NULL)
+		rc = kt_write_all(fd, tail, tail_len);
+	if (close(fd) < 0)
+		rc = -1;
+	if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		rc = -1;
+	if (rc < 0) {
+		int saved = errno;
+
+		unlinkat(dirfd, tmp, 0);   /* a write that cannot complete leaves nothing behind */
+		errno = saved;
+	}
+	return rc;
 }

@@ -23,5 +23,12 @@ int kt_cache_create_temp(int dirfd, char tmp[KT_CACHE_TEMP_NAME_SIZE]);
  * a write is skipped instead (errno EFBIG).
  */
 bool kt_cache_write_fits(size_t len);
+/*
+ * Replaces name under dirfd with head[0..head_len) followed by tail[0..tail_len) (tail may
+ * be NULL) atomically: a temporary file renamed over it. Skipped when it would pass
+ * RLIMIT_FSIZE; a write that cannot complete leaves no temporary file. 0, or -1 and errno.
+ */
+int kt_cache_write_file(int dirfd, const char *name, const char *head, size_t head_len,
+                        const char *tail, size_t tail_len);
 
 #endif

@@ -60,9 +60,9 @@ static unsigned long long count_entries(const struct kt_cache *c);
 int kt_cache_store(const struct kt_cache *c, const char *name, const struct kt_identity *id,
                    long long ttl_ms)
 {
-	char boot_id[40], tmp[KT_CACHE_TEMP_NAME_SIZE], *buf = NULL;
+	char boot_id[40], *buf = NULL;
 	size_t len;
-	int fd, rc = -1;
+	int rc = -1;
 
 	errno = EINVAL;
 	if (c->dirfd < 0 || name[0] == '\0' || ttl_ms <= 0 || kt_cache_boot_id(boot_id) < 0)
@@ -76,22 +76,7 @@ int kt_cache_store(const struct kt_cache *c, const char *name, const struct kt_i
 		errno = EINVAL;
 		goto out;
 	}
-	if (!kt_cache_write_fits(len))
-		goto out;
-	fd = kt_cache_create_temp(c->dirfd, tmp);
-	if (fd < 0)
-		goto out;
-	rc = kt_write_all(fd, buf, len);
-	if (close(fd) < 0)
-		rc = -1;
-	if (rc == 0 && renameat(c->dirfd, tmp, c->dirfd, name) < 0)
-		rc = -1;
-	if (rc < 0) {
-		int saved = errno;
-
-		unlinkat(c->dirfd, tmp, 0);   /* a write that cannot complete leaves nothing behind */
-		errno = saved;
-	}
+	rc = kt_cache_write_file(c->dirfd, name, buf, len, NULL, 0);
 	/* opportunistic clean-up: for one name in CLEAN_EVERY, and whenever over the cap */
 	if (rc == 0 && (strtoul((char[]){ name[2], name[3], '\0' }, NULL, 16) % CLEAN_EVERY == 0 ||
 	                count_entries(c) > KT_CACHE_MAX_ENTRIES))

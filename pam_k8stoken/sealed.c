@@ -41,8 +41,7 @@ static int seal(const struct kt_cache *c, const char *name, const char *domain,
 int kt_sealed_write(const struct kt_cache *c, const char *name, const char *domain,
                     const char *text, size_t len)
 {
-	char mac[65], line[MAC_LINE_LEN + 1], tmp[KT_CACHE_TEMP_NAME_SIZE];
-	int fd, rc;
+	char mac[65], line[MAC_LINE_LEN + 1];
 
 	if (c->dirfd < 0) {
 		errno = EINVAL;
@@ -55,23 +54,7 @@ int kt_sealed_write(const struct kt_cache *c, const char *name, const char *doma
 	memcpy(line, "mac ", 4);
 	memcpy(line + 4, mac, 64);
 	line[68] = '\n';
-	if (!kt_cache_write_fits(len + MAC_LINE_LEN))
-		return -1;   /* SIGXFSZ would kill the host process */
-	fd = kt_cache_create_temp(c->dirfd, tmp);
-	if (fd < 0)
-		return -1;
-	rc = kt_write_all(fd, text, len) == 0 && kt_write_all(fd, line, MAC_LINE_LEN) == 0 ? 0 : -1;
-	if (close(fd) < 0)
-		rc = -1;
-	if (rc == 0 && renameat(c->dirfd, tmp, c->dirfd, name) < 0)
-		rc = -1;
-	if (rc < 0) {
-		int saved = errno;
-
-		unlinkat(c->dirfd, tmp, 0);
-		errno = saved;
-	}
-	return rc;
+	return kt_cache_write_file(c->dirfd, name, text, len, line, MAC_LINE_LEN);
 }
 
 char *kt_sealed_read(const struct kt_cache *c, const char *name, const char *domain,
