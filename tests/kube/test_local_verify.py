@@ -19,16 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import cluster
 from harness import AUDIENCE
-from test_real_cluster import sa_uid, signed_token
-
-
-def expect(r, code, reason, **fields):
-    d = r.decision()
-    assert d is not None, r
-    assert (r.code, d["reason"]) == (code, reason), r
-    for key, value in fields.items():
-        assert d.get(key) == value, (key, d)
-    return d
+from test_real_cluster import expect, sa_uid, signed_token
 
 
 def local_refusal(h, token, reason):
