@@ -11,7 +11,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 MULTIARCH  ?= $(shell $(CC) -print-multiarch 2>/dev/null)
 PREFIX     ?= /usr
-PAMDIR     ?= $(PREFIX)/lib/$(MULTIARCH)/security
+# where `cc -print-multiarch` says nothing (non-Debian toolchains), libpam's own pam.pc knows
+PAMDIR     ?= $(if $(MULTIARCH),$(PREFIX)/lib/$(MULTIARCH)/security,$(shell pkg-config --variable=securedir pam))
 LIBEXECDIR ?= $(PREFIX)/libexec/pam_k8stoken
 SBINDIR    ?= $(PREFIX)/sbin
 BINDIR     ?= $(PREFIX)/bin
@@ -43,15 +44,26 @@ SAN := -fsanitize=thread -fno-omit-frame-pointer
 HARDEN := -fstack-protector-strong
 endif
 
-ALL_CPPFLAGS := -D_GNU_SOURCE -DKT_HELPER_PATH='"$(HELPER_PATH)"' -DKT_VERSION='"$(VERSION)"' $(CPPFLAGS)
+# The source folders are the map of what is built (docs/design.md §1):
+#   util/    secrets, file and number primitives          } libk8stoken.a, linked into
+#   core/    config, rules, token, review, cache, keys    } every program
+#   module/  pam_k8stoken.so: PAM entry points, prompt, decision, helper spawn, log lines
+#   helper/  k8stoken-review: the HTTPS client to the API server (also used by k8stoken)
+#   tools/   k8stoken, k8stoken-askpass, kubectl-k8stoken
+SRC      := pam_k8stoken
+SRC_DIRS := $(addprefix $(SRC)/,util core module helper tools)
+HEADERS  := $(wildcard $(addsuffix /*.h,$(SRC_DIRS)))
+vpath %.c $(SRC_DIRS)
+srcs = $(notdir $(wildcard $(addprefix $(SRC)/,$(addsuffix /*.c,$(1)))))
+LIB_SRCS    := $(call srcs,util core)
+MODULE_SRCS := $(call srcs,module)
+HELPER_SRCS := $(call srcs,helper)
+TOOL_SRCS   := k8stoken.c renew.c enroll.c http.c
+
+ALL_CPPFLAGS := $(addprefix -iquote ,$(SRC_DIRS)) -D_GNU_SOURCE -DKT_HELPER_PATH='"$(HELPER_PATH)"' -DKT_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS   := -std=c11 -fPIC -fvisibility=hidden $(WARN) $(HARDEN) $(SAN) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS  := -Wl,-z,relro -Wl,-z,now $(SAN) $(LDFLAGS)
 
-SRC := pam_k8stoken
-LIB_SRCS    := reason.c secure.c io.c config.c config_values.c rules.c json_strict.c token.c review.c identity.c helper_proto.c cache_entry.c cache_io.c cache.c cache_ops.c access.c sealed.c jwks.c jwt_verify.c breaker.c offline.c
-MODULE_SRCS := pam_k8stoken.c auth.c prompt.c decide.c spawn.c account.c logline.c local_check.c
-HELPER_SRCS := review_helper.c http.c jwks_fetch.c
-TOOL_SRCS   := k8stoken.c renew.c enroll.c http.c
 
 obj = $(addprefix $(BUILD)/obj/,$(1:.c=.o))
 LIB_OBJS    := $(call obj,$(LIB_SRCS))
@@ -59,7 +71,8 @@ MODULE_OBJS := $(call obj,$(MODULE_SRCS))
 HELPER_OBJS := $(call obj,$(HELPER_SRCS))
 TOOL_OBJS   := $(call obj,$(TOOL_SRCS))
 LIBK        := $(BUILD)/libk8stoken.a
-SHARED_OBJS := $(call obj,decide.c spawn.c account.c logline.c local_check.c)
+# the module's decision path without its PAM entry points: also run by `k8stoken test`
+SHARED_OBJS := $(call obj,$(filter-out pam_k8stoken.c auth.c prompt.c,$(MODULE_SRCS)))
 
 MODULE  := $(BUILD)/pam_k8stoken.so
 HELPER  := $(BUILD)/k8stoken-review
@@ -74,7 +87,7 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools
 .PHONY: all test-programs fuzz fuzz-programs check check-quick check-unit demo demo-kube kube bench deps install deb deb-test clean
 all: $(MODULE) $(HELPER) $(TOOL) $(ASKPASS)
 
-$(BUILD)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: %.c $(HEADERS) | $(BUILD)/obj
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests:
@@ -83,9 +96,9 @@ $(BUILD)/obj $(BUILD)/tests:
 $(LIBK): $(LIB_OBJS)
 	rm -f $@; ar rcs $@ $^
 
-$(MODULE): $(MODULE_OBJS) $(LIBK) $(SRC)/pam_k8stoken.map
+$(MODULE): $(MODULE_OBJS) $(LIBK) $(SRC)/module/pam_k8stoken.map
 	$(CC) -shared -o $@ $(MODULE_OBJS) $(LIBK) $(ALL_LDFLAGS) \
-	  -Wl,--version-script=$(SRC)/pam_k8stoken.map -Wl,-z,defs -Wl,-z,nodelete \
+	  -Wl,--version-script=$(SRC)/module/pam_k8stoken.map -Wl,-z,defs -Wl,-z,nodelete \
 	  $(PKG_LIBS) -lpam
 
 $(HELPER): $(HELPER_OBJS) $(LIBK)
@@ -98,11 +111,11 @@ $(TOOL): $(TOOL_OBJS) $(SHARED_OBJS) $(LIBK)
 	$(CC) -pie -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lpam
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBK) $(SHARED_OBJS) | $(BUILD)/tests
-	$(CC) $(ALL_CPPFLAGS) -I$(SRC) $(ALL_CFLAGS) -o $@ $< $(SHARED_OBJS) $(LIBK) \
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(SHARED_OBJS) $(LIBK) \
 	  $(ALL_LDFLAGS) $(PKG_LIBS) -lcmocka -lpam
 
 $(BUILD)/tests/%: tests/tools/%.c | $(BUILD)/tests
-	$(CC) $(ALL_CPPFLAGS) -I$(SRC) $(ALL_CFLAGS) -rdynamic -o $@ $< $(ALL_LDFLAGS) -lpam -ldl
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -rdynamic -o $@ $< $(ALL_LDFLAGS) -lpam -ldl
 
 # libFuzzer targets (tests/fuzz/, clang from Debian: clang-14 libclang-rt-14-dev), built with
 # ASan+UBSan into $(FUZZ_DIR); `make fuzz FUZZ_SECONDS=N` runs each for N seconds (0: the
@@ -111,16 +124,16 @@ FUZZ_CC      ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null) clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     ?= $(BUILD)/fuzz
 FUZZ_FLAGS   := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
-                -fno-sanitize-recover=all -I$(SRC) $(PKG_CFLAGS)
+                -fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_OBJS    := $(addprefix $(FUZZ_DIR)/obj/,$(LIB_SRCS:.c=.o) http.o jwks_fetch.o)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-$(FUZZ_DIR)/obj/%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h)
+$(FUZZ_DIR)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 # a target may include a program's source (askpass.c, review_helper.c) with its main renamed
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS) $(wildcard $(SRC)/*.c)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJS) $(wildcard $(addsuffix /*.c,$(SRC_DIRS)))
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
 
 fuzz-programs: $(FUZZ_TARGETS)
@@ -176,7 +189,7 @@ install: all
 	install -m 0755 $(HELPER) $(DESTDIR)$(LIBEXECDIR)/k8stoken-review
 	install -m 0755 $(TOOL) $(DESTDIR)$(SBINDIR)/k8stoken
 	install -m 0755 $(ASKPASS) $(DESTDIR)$(BINDIR)/k8stoken-askpass
-	install -m 0755 $(SRC)/kubectl-k8stoken $(DESTDIR)$(BINDIR)/kubectl-k8stoken
+	install -m 0755 $(SRC)/tools/kubectl-k8stoken $(DESTDIR)$(BINDIR)/kubectl-k8stoken
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0644 conf/systemd/k8stoken-renew.service conf/systemd/k8stoken-renew.timer \
 	  $(DESTDIR)$(SYSTEMDUNITDIR)/

@@ -369,7 +369,7 @@ def check_secrets(texts, secrets):
 
 def main():
     subprocess.run(["make", "-s", "-C", ROOT, "all", "test-programs"], check=True)
-    cache_built = "kt_cache_lookup" in open(os.path.join(ROOT, "pam_k8stoken", "decide.c")).read()
+    cache_built = "kt_cache_lookup" in open(os.path.join(ROOT, "pam_k8stoken", "module", "decide.c")).read()
     pam_exec = find_pam_exec()
     tmp = tempfile.mkdtemp(prefix="k8stoken-bench-")
     os.chmod(tmp, 0o700)

@@ -9,7 +9,7 @@ server, which records the token the module sent.
 
 Binaries: KT_ASKPASS (default BUILD/k8stoken-askpass), KT_LIBK (default BUILD/libk8stoken.a, to
 build a driver that asks the module's own kt_token_shape), BUILD = KT_BUILD (default build), the
-plugin from pam_k8stoken/.
+plugin from pam_k8stoken/tools/.
 """
 import base64
 import hashlib
@@ -34,7 +34,7 @@ ASKPASS = os.path.abspath(os.path.join(ROOT, os.environ.get("KT_ASKPASS")
                                        or os.path.join(BUILD, "k8stoken-askpass")))
 LIBK = os.path.abspath(os.path.join(ROOT, os.environ.get("KT_LIBK")
                                     or os.path.join(BUILD, "libk8stoken.a")))
-PLUGIN = os.path.join(ROOT, "pam_k8stoken", "kubectl-k8stoken")
+PLUGIN = os.path.join(ROOT, "pam_k8stoken", "tools", "kubectl-k8stoken")
 KUBECTL = "/usr/bin/kubectl"
 NO_TOKEN_MSG = b"k8stoken-askpass: no token: set K8STOKEN_FILE or K8STOKEN"
 HOSTKEY_PROMPT = ("The authenticity of host '[127.0.0.1]:2222 ([127.0.0.1]:2222)' can't be established.\n"
@@ -145,8 +145,9 @@ def shape(tmp_path_factory):
     src.write_text(SHAPE_DRIVER)
     libs = subprocess.run(["pkg-config", "--libs", "json-c", "libcrypto"], capture_output=True,
                           text=True).stdout.split()
-    cc = subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-I", os.path.join(ROOT, "pam_k8stoken"),
-                         "-o", str(exe), str(src), LIBK] + libs, capture_output=True, text=True)
+    includes = [a for d in ("core", "util") for a in ("-iquote", os.path.join(ROOT, "pam_k8stoken", d))]
+    cc = subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE"] + includes +
+                        ["-o", str(exe), str(src), LIBK] + libs, capture_output=True, text=True)
     assert cc.returncode == 0, f"cannot link a kt_token_shape driver against {LIBK}: {cc.stderr}"
 
     def run(texts):

@@ -1,5 +1,5 @@
 /*
- * kt_token_check and kt_token_shape (pam_k8stoken/token.c, docs/design.md §4.1, §5.1) on
+ * kt_token_check and kt_token_shape (pam_k8stoken/core/token.c, docs/design.md §4.1, §5.1) on
  * arbitrary text. Invariants:
  *   - an accepted token (KT_R_OK) is COMPLETE for kt_token_shape, and only then;
  *   - an accepted token is three non-empty segments of [A-Za-z0-9_-], its alg is one of the

@@ -1,4 +1,4 @@
-"""An independent Python reading of the on-disk cache format of pam_k8stoken/cache.h, for the
+"""An independent Python reading of the on-disk cache format of pam_k8stoken/core/cache.h, for the
 cache tests: entry names, MACs, parsing, and forging entries (the tests run as root and may
 read the host key, as an attacker who already is root could anyway)."""
 import hashlib

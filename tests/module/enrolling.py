@@ -11,7 +11,7 @@ import uuid
 
 from harness import ROOT
 
-PLUGIN = os.path.join(ROOT, "pam_k8stoken", "kubectl-k8stoken")
+PLUGIN = os.path.join(ROOT, "pam_k8stoken", "tools", "kubectl-k8stoken")
 NS = "pam-k8stoken"
 
 

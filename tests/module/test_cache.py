@@ -1,4 +1,4 @@
-"""The shared on-disk review cache (docs/design.md §7, pam_k8stoken/cache.h): docs/security.md
+"""The shared on-disk review cache (docs/design.md §7, pam_k8stoken/core/cache.h): docs/security.md
 F01-F12, C07, D11, D12. Entries are read, verified and forged with an independent Python
 reading of the format (cachefile.py)."""
 import collections
