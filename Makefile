@@ -60,7 +60,9 @@ MODULE_SRCS := $(call srcs,module)
 HELPER_SRCS := $(call srcs,helper)
 TOOL_SRCS   := k8stoken.c renew.c enroll.c http.c
 
-ALL_CPPFLAGS := $(addprefix -iquote ,$(SRC_DIRS)) -D_GNU_SOURCE -DKT_HELPER_PATH='"$(HELPER_PATH)"' -DKT_VERSION='"$(VERSION)"' $(CPPFLAGS)
+# TRUSTED_UID: the owner trusted files must have; 0 except in the fast tier's test build
+TRUSTED_UID ?= 0
+ALL_CPPFLAGS := $(addprefix -iquote ,$(SRC_DIRS)) -D_GNU_SOURCE -DKT_TRUSTED_UID=$(TRUSTED_UID) -DKT_HELPER_PATH='"$(HELPER_PATH)"' -DKT_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS   := -std=c11 -fPIC -fvisibility=hidden $(WARN) $(HARDEN) $(SAN) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS  := -Wl,-z,relro -Wl,-z,now $(SAN) $(LDFLAGS)
 

@@ -27,12 +27,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "access.h"
+#include "config.h"
 #include "config_values.h"
 #include "io.h"
 #include "rules.h"
 #include "secure.h"
+#include "trusted_owner.h"
 
 #define MAX_LINE      4096
 #define MAX_SERVERS   8
@@ -663,6 +664,9 @@ enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t own
 		err[0] = '\0';
 	if (path == NULL || *path == '\0')
 		return fail(err, errlen, "no configuration file given");
+	if (KT_TRUSTED_UID != 0 && geteuid() == 0)
+		return fail(err, errlen, "this is a test build (trusted owner uid %lu), not for root",
+		            (unsigned long)KT_TRUSTED_UID);
 	kt_escape(path, strlen(path), epath, sizeof(epath));
 	/* O_NONBLOCK: a FIFO planted at the path must not hang us before fstat refuses it */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);

@@ -14,6 +14,7 @@
 #include "io.h"
 #include "review.h"
 #include "secure.h"
+#include "trusted_owner.h"
 
 #define CREDENTIAL_MAX (64 * 1024)
 #define USER_AGENT "pam_k8stoken/" KT_VERSION
@@ -36,7 +37,7 @@ static int open_private_file(const char *path, char *detail, size_t dlen, struct
 	}
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
 		kt_escapef(detail, dlen, "%s is not a regular file", path);
-	} else if (st->st_uid != 0) {
+	} else if (st->st_uid != KT_TRUSTED_UID) {
 		kt_escapef(detail, dlen, "%s is not owned by root", path);
 	} else if ((st->st_mode & 077) != 0) {
 		kt_escapef(detail, dlen, "%s is accessible by group or others (want 0600)", path);

@@ -15,6 +15,7 @@
 #include "jwks.h"
 #include "jwks_fetch.h"
 #include "secure.h"
+#include "trusted_owner.h"
 
 #define DISCOVERY_PATH "/.well-known/openid-configuration"
 #define DISCOVERY_MAX  (16 * 1024)
@@ -203,7 +204,7 @@ void kt_jwks_fetch(const struct kt_config *cfg, const char *bearer, struct kt_he
 	size_t header_len = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (kt_cache_open(&c, cfg->cache_dir, 0, err, sizeof(err)) < 0) {
+	if (kt_cache_open(&c, cfg->cache_dir, KT_TRUSTED_UID, err, sizeof(err)) < 0) {
 		set_detail(res, KT_R_SYSTEM, "%s", err);
 		return;
 	}

@@ -19,14 +19,15 @@
 
 #include "access.h"
 #include "config.h"
-#include "json_strict.h"
 #include "helper_proto.h"
 #include "http.h"
 #include "io.h"
+#include "json_strict.h"
 #include "jwks_fetch.h"
 #include "review.h"
 #include "rules.h"
 #include "secure.h"
+#include "trusted_owner.h"
 
 /* Nothing from whoever started us may steer libcurl or OpenSSL (proxies, key logs, CA paths). */
 static void harden_process(void)
@@ -322,7 +323,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "--conf") != 0)
 		goto usage;
 
-	if (kt_config_load(&cfg, argv[2], 0, err, sizeof(err)) != KT_R_OK) {
+	if (kt_config_load(&cfg, argv[2], KT_TRUSTED_UID, err, sizeof(err)) != KT_R_OK) {
 		res.reason = KT_R_CONFIG;
 		kt_escape(err, strlen(err), res.detail, sizeof(res.detail));
 		goto out;

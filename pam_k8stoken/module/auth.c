@@ -12,6 +12,7 @@
 #include "logline.h"
 #include "prompt.h"
 #include "secure.h"
+#include "trusted_owner.h"
 
 /* pam_set_data key: the local user this module authenticated in this transaction. */
 #define DATA_AUTHENTICATED "pam_k8stoken_authenticated_user"
@@ -279,7 +280,7 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	kt_config_init(&cfg);
 	pam_fail_delay(pamh, FAIL_DELAY_USEC);
 	if (kt_config_parse_args(&cfg, argc, argv, &conf_path, err, sizeof(err)) != KT_R_OK ||
-	    kt_config_load(&cfg, conf_path, 0, err, sizeof(err)) != KT_R_OK) {
+	    kt_config_load(&cfg, conf_path, KT_TRUSTED_UID, err, sizeof(err)) != KT_R_OK) {
 		pam_syslog(pamh, LOG_ERR, "configuration refused: %s", err);
 		rc = PAM_SERVICE_ERR;
 		goto out;

@@ -15,6 +15,7 @@
 #include "secure.h"
 #include "spawn.h"
 #include "token.h"
+#include "trusted_owner.h"
 
 #define HELPER_SLACK_MS 1000
 
@@ -210,7 +211,7 @@ static enum kt_reason review_cached(const struct kt_config *cfg, const char *con
 		d->cache = KT_CACHE_USED_MISS;
 		return review(cfg, conf_path, token, len, budget, d, &negative_ok);
 	}
-	if (kt_cache_open(&cache, cfg->cache_dir, 0, d->cache_error, sizeof(d->cache_error)) < 0)
+	if (kt_cache_open(&cache, cfg->cache_dir, KT_TRUSTED_UID, d->cache_error, sizeof(d->cache_error)) < 0)
 		return review(cfg, conf_path, token, len, budget, d, &negative_ok);
 	entry_name(&cache, cfg, token, len, d, name);
 	d->cache = KT_CACHE_USED_MISS;

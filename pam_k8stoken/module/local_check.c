@@ -18,6 +18,7 @@
 #include "offline.h"
 #include "secure.h"
 #include "spawn.h"
+#include "trusted_owner.h"
 
 /* The keys one login verifies with. */
 struct keys {
@@ -43,7 +44,7 @@ static bool keys_from_file(const struct kt_config *cfg, const char *kid, struct 
 		kt_escapef(why, whylen, "jwks_file %s cannot be opened: %s", cfg->jwks_file, strerror(errno));
 		return false;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != KT_TRUSTED_UID ||
 	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || st.st_size > KT_JWKS_MAX) {
 		kt_escapef(why, whylen, "jwks_file %s must be a root-owned regular file, not writable by "
 		     "group or others, at most %d bytes", cfg->jwks_file, KT_JWKS_MAX);
@@ -131,7 +132,7 @@ static bool keys_fetched(const struct kt_config *cfg, const char *conf_path, con
 	bool have;
 	int lockfd;
 
-	if (kt_cache_open(&c, cfg->cache_dir, 0, why, whylen) < 0)
+	if (kt_cache_open(&c, cfg->cache_dir, KT_TRUSTED_UID, why, whylen) < 0)
 		return false;
 	have = keys_from_cache(cfg, &c, kid, k);
 	if (!have || k->age_ms > (long long)cfg->jwks_refresh * 1000 || !has_kid(&k->set, kid)) {
@@ -223,7 +224,7 @@ void kt_offline_after_review(const struct kt_config *cfg, const struct kt_identi
 	struct kt_cache c = { .dirfd = -1 };
 	char err[160];
 
-	if (cfg->offline_grace == 0 || kt_cache_open(&c, cfg->cache_dir, 0, err, sizeof(err)) < 0)
+	if (cfg->offline_grace == 0 || kt_cache_open(&c, cfg->cache_dir, KT_TRUSTED_UID, err, sizeof(err)) < 0)
 		return;
 	kt_offline_remember(&c, cfg, id);   /* best effort: a missing record only denies grace */
 	kt_cache_close(&c);
@@ -259,7 +260,7 @@ bool kt_offline_grace(const struct kt_config *cfg, const struct kt_local_check *
 		return refuse_grace(d, "the keys are older than offline_grace");
 	if (!lc->claims.has_exp || lc->claims.exp <= (long long)time(NULL))
 		return refuse_grace(d, "the token has expired");
-	if (kt_cache_open(&c, cfg->cache_dir, 0, err, sizeof(err)) < 0)
+	if (kt_cache_open(&c, cfg->cache_dir, KT_TRUSTED_UID, err, sizeof(err)) < 0)
 		return refuse_grace(d, "no cache directory");
 	all_failing = kt_breaker_all_failing(&c, cfg);
 	if (all_failing && kt_offline_recall(&c, cfg, lc->claims.sa_uid, &id) == 0) {

@@ -23,6 +23,7 @@
 #include "review.h"
 #include "secure.h"
 #include "spawn.h"
+#include "trusted_owner.h"
 
 #define EXIT_ALLOW 0
 #define EXIT_DENY 1
@@ -107,7 +108,7 @@ static int load_config(const struct options *o, struct kt_config *cfg)
 	char err[512];
 
 	kt_config_init(cfg);
-	if (kt_config_load(cfg, o->conf, 0, err, sizeof(err)) != KT_R_OK) {
+	if (kt_config_load(cfg, o->conf, KT_TRUSTED_UID, err, sizeof(err)) != KT_R_OK) {
 		fprintf(stderr, "k8stoken: configuration refused: %s\n", err);
 		return -1;
 	}
@@ -369,7 +370,7 @@ static int cmd_cache(const struct options *o, int flush)
 		kt_config_free(&cfg);
 		return EXIT_USAGE;
 	}
-	if (kt_cache_open(&cache, cfg.cache_dir, 0, err, sizeof(err)) < 0) {
+	if (kt_cache_open(&cache, cfg.cache_dir, KT_TRUSTED_UID, err, sizeof(err)) < 0) {
 		fprintf(stderr, "k8stoken: cache unavailable: %s\n", err);
 	} else if (flush) {
 		if (kt_cache_flush(&cache, name != NULL ? ns : NULL, name, &removed) == 0) {

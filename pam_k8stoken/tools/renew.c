@@ -28,6 +28,7 @@
 #include "review.h"
 #include "secure.h"
 #include "token.h"
+#include "trusted_owner.h"
 
 #define EXIT_DONE 0
 #define EXIT_FAILED 2
@@ -526,7 +527,7 @@ int kt_renew(const char *conf, bool force)
 		return EXIT_FAILED;
 	}
 	kt_config_init(&cfg);
-	if (kt_config_load(&cfg, conf, 0, err, sizeof(err)) != KT_R_OK) {
+	if (kt_config_load(&cfg, conf, KT_TRUSTED_UID, err, sizeof(err)) != KT_R_OK) {
 		curl_global_cleanup();
 		fprintf(stderr, "k8stoken renew: failed reason=config detail=\"%s\"\n", err);
 		kt_config_free(&cfg);
