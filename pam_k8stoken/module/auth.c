@@ -18,6 +18,13 @@
 #define DATA_AUTHENTICATED "pam_k8stoken_authenticated_user"
 #define FAIL_DELAY_USEC 2000000u
 
+/* pam_sm_authenticate's answer for each reason: the pam column of reason_list.h. */
+static const int pam_codes[KT_R__COUNT] = {
+#define KT_REASON(id, name, class, pam, log, tool_exit, what) [KT_R_##id] = pam,
+#include "reason_list.h"
+#undef KT_REASON
+};
+
 /*
  * A non-token answer (e.g. a password meant for the next module) is refused unless the
  * stack asked for it to be ignored (module argument ignore_non_token): under
@@ -25,69 +32,11 @@
  */
 static int pam_code(enum kt_reason r, bool ignore_non_token)
 {
-	switch (r) {
-	case KT_R_OK:
-	case KT_R_OFFLINE_GRACE:
-		return PAM_SUCCESS;
-	case KT_R_NOT_JWT:
-		return ignore_non_token ? PAM_IGNORE : PAM_AUTH_ERR;
-	case KT_R_EMPTY_TOKEN:
-	case KT_R_TOKEN_TOO_LONG:
-	case KT_R_INCOMPLETE_TOKEN:
-	case KT_R_BAD_SIGNATURE:
-	case KT_R_UNKNOWN_KEY:
-	case KT_R_EXPIRED:
-	case KT_R_NOT_YET_VALID:
-	case KT_R_ISSUER_MISMATCH:
-	case KT_R_UNAUTHENTICATED:
-	case KT_R_AUDIENCE:
-	case KT_R_NOT_SERVICEACCOUNT:
-	case KT_R_BAD_IDENTITY:
-	case KT_R_LEGACY_TOKEN:
-	case KT_R_DENY_RULE:
-	case KT_R_NOT_MAPPED:
-	case KT_R_ACCESS_DENIED:
-	case KT_R_UID_POLICY:
-		return PAM_AUTH_ERR;
-	case KT_R_UNKNOWN_USER:
-		return PAM_USER_UNKNOWN;
-	case KT_R_TRANSPORT:
-	case KT_R_TIMEOUT:
-	case KT_R_REDIRECT:
-	case KT_R_REVIEWER_REJECTED:
-	case KT_R_HTTP_STATUS:
-	case KT_R_REPLY_TOO_LARGE:
-	case KT_R_MALFORMED_REPLY:
-	case KT_R_REVIEWER_CREDENTIAL:
-	case KT_R_HELPER:
-	case KT_R_CIRCUIT_OPEN:
-	case KT_R_NO_KEYS:
-		return PAM_AUTHINFO_UNAVAIL;
-	case KT_R_CONFIG:
-		return PAM_SERVICE_ERR;
-	case KT_R_NOMEM:
-		return PAM_BUF_ERR;
-	case KT_R_SYSTEM:
-	case KT_R__COUNT:
-		break;
-	}
-	return PAM_SYSTEM_ERR;
-}
-
-/* Which syslog priority a decision deserves: operators must see outages and misconfiguration. */
-static int log_priority(int pam_rc)
-{
-	switch (pam_rc) {
-	case PAM_SUCCESS:
-		return LOG_INFO;
-	case PAM_AUTHINFO_UNAVAIL:
-	case PAM_SERVICE_ERR:
-	case PAM_SYSTEM_ERR:
-	case PAM_BUF_ERR:
-		return LOG_ERR;
-	default:
-		return LOG_NOTICE;
-	}
+	if ((unsigned)r >= KT_R__COUNT)
+		return PAM_SYSTEM_ERR;
+	if (r == KT_R_NOT_JWT && ignore_non_token)
+		return PAM_IGNORE;
+	return pam_codes[r];
 }
 
 /*
@@ -325,7 +274,7 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	/* one line, for the final outcome: an allowed token whose identity cannot be exported is a deny */
 	pam_get_item(pamh, PAM_RHOST, &rhost);
 	kt_logline_format(&d, user, rhost, line, sizeof(line));
-	pam_syslog(pamh, log_priority(rc), "%s", line);
+	pam_syslog(pamh, kt_reason_log_priority(d.reason), "%s", line);
 out:
 	kt_free_secret(owned, owned_len + 1);
 	kt_decision_free(&d);

@@ -120,16 +120,16 @@ static int load_config(const struct options *o, struct kt_config *cfg)
 	return 0;
 }
 
+/* `check`'s exit status for each reason: the tool_exit column of reason_list.h. */
+static const int exit_codes[KT_R__COUNT] = {
+#define KT_REASON(id, name, class, pam, log, tool_exit, what) [KT_R_##id] = tool_exit,
+#include "reason_list.h"
+#undef KT_REASON
+};
+
 static int exit_code(enum kt_reason r)
 {
-	switch (kt_reason_class(r)) {
-	case KT_CLASS_ALLOW:
-		return EXIT_ALLOW;
-	case KT_CLASS_DENY:
-		return EXIT_DENY;
-	default:
-		return r == KT_R_CONFIG ? EXIT_USAGE : EXIT_UNAVAILABLE;
-	}
+	return (unsigned)r < KT_R__COUNT ? exit_codes[r] : EXIT_UNAVAILABLE;
 }
 
 /* Reads up to max + 1 bytes of token from stdin, dropping one trailing newline (echo, a tty). */
