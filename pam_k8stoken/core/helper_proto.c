@@ -5,6 +5,7 @@
 
 #include "access.h"
 #include "helper_proto.h"
+#include "number.h"
 #include "review.h"
 #include "secure.h"
 
@@ -40,23 +41,6 @@ static int take_line(const char *buf, size_t len, size_t *pos, const char *key,
 	return 0;
 }
 
-static int parse_number(const char *s, size_t n, unsigned long long max, unsigned long long *out)
-{
-	unsigned long long v = 0;
-
-	if (n == 0 || n > 20)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned)(s[i] - '0');
-		if (v > max)
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_result *r)
 {
 	const char *v;
@@ -77,10 +61,12 @@ enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_resu
 	if (reason == KT_R__COUNT)
 		return KT_R_HELPER;
 
-	if (take_line(buf, len, &pos, "http", &v, &vlen) < 0 || parse_number(v, vlen, 999, &num) < 0)
+	if (take_line(buf, len, &pos, "http", &v, &vlen) < 0 ||
+	    !kt_parse_uint_n(v, vlen, 0, 999, &num))
 		return KT_R_HELPER;
 	r->http_status = (long)num;
-	if (take_line(buf, len, &pos, "server", &v, &vlen) < 0 || parse_number(v, vlen, 64, &num) < 0)
+	if (take_line(buf, len, &pos, "server", &v, &vlen) < 0 ||
+	    !kt_parse_uint_n(v, vlen, 0, 64, &num))
 		return KT_R_HELPER;
 	r->server_index = (unsigned)num;
 	if (take_line(buf, len, &pos, "detail", &v, &vlen) < 0 || vlen >= sizeof(r->detail))
@@ -88,7 +74,7 @@ enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_resu
 	memcpy(r->detail, v, vlen);
 	r->detail[vlen] = '\0';
 	if (take_line(buf, len, &pos, "body", &v, &vlen) < 0 ||
-	    parse_number(v, vlen, KT_REPLY_MAX, &num) < 0)
+	    !kt_parse_uint_n(v, vlen, 0, KT_REPLY_MAX, &num))
 		return KT_R_HELPER;
 	/* a body is the reviewed identity: with ok, or a login the access review stopped */
 	if (num > 0 && !kt_access_reason_has_identity(reason))
