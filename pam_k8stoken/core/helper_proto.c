@@ -46,7 +46,7 @@ enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_resu
 	const char *v;
 	size_t vlen, pos = sizeof(MAGIC) - 1;
 	unsigned long long num;
-	char name[32];
+	char name[32], text[KT_PROTO_DETAIL_MAX];
 
 	memset(r, 0, sizeof(*r));
 	r->reason = KT_R_HELPER;
@@ -73,6 +73,9 @@ enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_resu
 		return KT_R_HELPER;
 	memcpy(r->detail, v, vlen);
 	r->detail[vlen] = '\0';
+	/* kt_escape'd text, nothing else (no byte outside printable ASCII, no stray '"' or '\\') */
+	if (kt_unescape(r->detail, text, sizeof(text)) < 0)
+		return KT_R_HELPER;
 	if (take_line(buf, len, &pos, "body", &v, &vlen) < 0 ||
 	    !kt_parse_uint_n(v, vlen, 0, KT_REPLY_MAX, &num))
 		return KT_R_HELPER;
