@@ -14,6 +14,7 @@
 #include "breaker.h"
 #include "cache_io.h"
 #include "io.h"
+#include "number.h"
 #include "sealed.h"
 #include "secure.h"
 
@@ -47,7 +48,8 @@ void kt_breaker_get(const struct kt_cache *c, const char *server, struct kt_brea
 	char name[40], boot_id[40];
 	unsigned long long failures, until;
 	size_t len;
-	char *text, *p;
+	char *text;
+	const char *p, *end;
 
 	memset(info, 0, sizeof(*info));
 	if (c->dirfd < 0 || kt_cache_boot_id(boot_id) < 0)
@@ -56,11 +58,12 @@ void kt_breaker_get(const struct kt_cache *c, const char *server, struct kt_brea
 	text = kt_sealed_read(c, name, SEAL_DOMAIN, STATE_MAX, &len);
 	if (text == NULL)
 		return;
-	/* "boot_id ID\nfailures N\nopen_until MS\n" */
-	p = text;
-	if (strncmp(p, "boot_id ", 8) == 0 && strncmp(p + 8, boot_id, 36) == 0 && p[44] == '\n' &&
-	    sscanf(p + 45, "failures %llu\nopen_until %llu\n", &failures, &until) == 2 &&
-	    failures > 0 && failures < 64 && until <= INT64_MAX) {
+	/* all of "boot_id ID\nfailures N\nopen_until MS\n", as kt_breaker_record writes it */
+	p = text + 45;
+	end = text + len;
+	if (len > 45 && strncmp(text, "boot_id ", 8) == 0 && strncmp(text + 8, boot_id, 36) == 0 &&
+	    text[44] == '\n' && kt_take_uint_line(&p, end, "failures", 1, 63, &failures) &&
+	    kt_take_uint_line(&p, end, "open_until", 0, INT64_MAX, &until) && p == end) {
 		info->failures = (unsigned)failures;
 		info->open_until_ms = (long long)until;
 		info->state = kt_clock_ms(CLOCK_BOOTTIME) < info->open_until_ms ? KT_BREAKER_OPEN

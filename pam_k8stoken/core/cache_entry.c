@@ -1,4 +1,5 @@
 /* The text of one cache entry: formatting, parsing and its MAC (format in cache.h). */
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "number.h"
 #include "secure.h"
 
 #define MAGIC "k8stoken-cache 1\n"
@@ -192,16 +194,6 @@ static int parse_identity(struct reader *r, struct kt_identity *id, const char *
 	}
 }
 
-static int parse_number(const char *s, long long *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	*out = strtoll(s, &end, 10);
-	return *end == '\0' ? 0 : -1;
-}
-
 enum kt_cache_result kt_cache_entry_parse(const unsigned char key[KT_CACHE_KEY_LEN],
                                           const char *name, const char *boot_id,
                                           long long now_ms, const char *buf, size_t len,
@@ -212,7 +204,7 @@ enum kt_cache_result kt_cache_entry_parse(const unsigned char key[KT_CACHE_KEY_L
 	const char *k, *v;
 	char mac[MAC_HEX + 1];
 	size_t mac_at;
-	long long expires;
+	unsigned long long expires;
 	int positive;
 
 	memset(id, 0, sizeof(*id));
@@ -228,8 +220,8 @@ enum kt_cache_result kt_cache_entry_parse(const unsigned char key[KT_CACHE_KEY_L
 
 	if (next_line(&r, &k, &v) < 0 || strcmp(k, "boot_id") != 0 || strcmp(v, boot_id) != 0)
 		goto out;
-	if (next_line(&r, &k, &v) < 0 || strcmp(k, "expires") != 0 || parse_number(v, &expires) < 0 ||
-	    now_ms >= expires)
+	if (next_line(&r, &k, &v) < 0 || strcmp(k, "expires") != 0 ||
+	    !kt_parse_uint(v, 0, LLONG_MAX, &expires) || now_ms >= (long long)expires)
 		goto out;
 	if (next_line(&r, &k, &v) < 0 || strcmp(k, "result") != 0)
 		goto out;

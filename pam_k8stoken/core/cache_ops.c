@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "cache.h"
 #include "cache_io.h"
 #include "io.h"
+#include "number.h"
 #include "secure.h"
 
 #define STATS_FILE "stats"
@@ -61,6 +63,7 @@ int kt_cache_store(const struct kt_cache *c, const char *name, const struct kt_i
                    long long ttl_ms)
 {
 	char boot_id[40], *buf = NULL;
+	unsigned long long bucket;
 	size_t len;
 	int rc = -1;
 
@@ -78,7 +81,7 @@ int kt_cache_store(const struct kt_cache *c, const char *name, const struct kt_i
 	}
 	rc = kt_cache_write_file(c->dirfd, name, buf, len, NULL, 0);
 	/* opportunistic clean-up: for one name in CLEAN_EVERY, and whenever over the cap */
-	if (rc == 0 && (strtoul((char[]){ name[2], name[3], '\0' }, NULL, 16) % CLEAN_EVERY == 0 ||
+	if (rc == 0 && (!kt_parse_hex_n(name + 2, 2, 0, 255, &bucket) || bucket % CLEAN_EVERY == 0 ||
 	                count_entries(c) > KT_CACHE_MAX_ENTRIES))
 		kt_cache_clean(c);
 out:
@@ -120,14 +123,20 @@ void kt_cache_unlock(int lockfd)
 
 static int read_stats(int fd, unsigned long long *hits, unsigned long long *misses)
 {
-	char buf[STATS_MAX + 1];
-	ssize_t n = pread(fd, buf, STATS_MAX, 0);
+	char buf[STATS_MAX];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+	const char *p = buf, *end;
 
 	*hits = *misses = 0;
 	if (n <= 0)
 		return n == 0 ? 0 : -1;
-	buf[n] = '\0';
-	return sscanf(buf, "hits %llu\nmisses %llu\n", hits, misses) == 2 ? 0 : -1;
+	end = buf + n;
+	/* all of "hits N\nmisses N\n", as kt_cache_count writes it */
+	if (kt_take_uint_line(&p, end, "hits", 0, ULLONG_MAX, hits) &&
+	    kt_take_uint_line(&p, end, "misses", 0, ULLONG_MAX, misses) && p == end)
+		return 0;
+	*hits = *misses = 0;
+	return -1;
 }
 
 void kt_cache_count(const struct kt_cache *c, bool hit)

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "config_values.h"
 #include "io.h"
+#include "number.h"
 #include "rules.h"
 #include "secure.h"
 #include "trusted_owner.h"
@@ -163,29 +164,6 @@ static enum kt_reason nomem(char *err, size_t errlen)
 static void quote(const char *s, char out[ESC_LEN])
 {
 	kt_escape(s, strlen(s), out, ESC_LEN);
-}
-
-bool kt_parse_uint(const char *s, unsigned long long min, unsigned long long max,
-		   unsigned long long *out)
-{
-	unsigned long long v = 0;
-
-	if (s == NULL || *s == '\0')
-		return false;
-	for (; *s != '\0'; s++) {
-		unsigned d;
-
-		if (*s < '0' || *s > '9')
-			return false;
-		d = (unsigned)(*s - '0');
-		if (v > (ULLONG_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	if (v < min || v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 void kt_config_init(struct kt_config *cfg)

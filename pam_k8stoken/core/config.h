@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "number.h"   /* kt_parse_uint, for the values of the configuration */
 #include "reason.h"
 
 #define KT_DEFAULT_CONF      "/etc/security/pam_k8stoken.conf"
@@ -111,12 +112,5 @@ enum kt_reason kt_config_parse_buffer(struct kt_config *cfg, const char *name,
  */
 enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t owner,
                    char *err, size_t errlen);
-
-/*
- * Strict decimal: the whole string is digits (no sign, no space, not empty) and the
- * value lies in [min, max]. Returns true and sets *out on success.
- */
-bool kt_parse_uint(const char *s, unsigned long long min, unsigned long long max,
-                   unsigned long long *out);
 
 #endif

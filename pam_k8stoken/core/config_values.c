@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config_values.h"
+#include "number.h"
 
 static bool is_hex(char c)
 {
@@ -31,20 +32,12 @@ const char *kt_check_path(const char *v)
 	return NULL;
 }
 
+/* 1 to 65535 in at most 5 digits (a zero-padded "08080" is still a port) */
 static const char *check_port(const char *s, size_t len)
 {
-	unsigned long v = 0;
+	unsigned long long v;
 
-	if (len == 0 || len > 5)
-		return "has an invalid port";
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return "has an invalid port";
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (v < 1 || v > 65535)
-		return "has an invalid port";
-	return NULL;
+	return len <= 5 && kt_parse_uint_n(s, len, 1, 65535, &v) ? NULL : "has an invalid port";
 }
 
 /* host, [v6], host:port or [v6]:port; the authority has no '@' by now. */

@@ -5,6 +5,7 @@
 
 #include "access.h"
 #include "helper_proto.h"
+#include "number.h"
 #include "review.h"
 #include "secure.h"
 
@@ -40,29 +41,12 @@ static int take_line(const char *buf, size_t len, size_t *pos, const char *key,
 	return 0;
 }
 
-static int parse_number(const char *s, size_t n, unsigned long long max, unsigned long long *out)
-{
-	unsigned long long v = 0;
-
-	if (n == 0 || n > 20)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned)(s[i] - '0');
-		if (v > max)
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_result *r)
 {
 	const char *v;
 	size_t vlen, pos = sizeof(MAGIC) - 1;
 	unsigned long long num;
-	char name[32];
+	char name[32], text[KT_PROTO_DETAIL_MAX];
 
 	memset(r, 0, sizeof(*r));
 	r->reason = KT_R_HELPER;
@@ -77,18 +61,23 @@ enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_resu
 	if (reason == KT_R__COUNT)
 		return KT_R_HELPER;
 
-	if (take_line(buf, len, &pos, "http", &v, &vlen) < 0 || parse_number(v, vlen, 999, &num) < 0)
+	if (take_line(buf, len, &pos, "http", &v, &vlen) < 0 ||
+	    !kt_parse_uint_n(v, vlen, 0, 999, &num))
 		return KT_R_HELPER;
 	r->http_status = (long)num;
-	if (take_line(buf, len, &pos, "server", &v, &vlen) < 0 || parse_number(v, vlen, 64, &num) < 0)
+	if (take_line(buf, len, &pos, "server", &v, &vlen) < 0 ||
+	    !kt_parse_uint_n(v, vlen, 0, 64, &num))
 		return KT_R_HELPER;
 	r->server_index = (unsigned)num;
 	if (take_line(buf, len, &pos, "detail", &v, &vlen) < 0 || vlen >= sizeof(r->detail))
 		return KT_R_HELPER;
 	memcpy(r->detail, v, vlen);
 	r->detail[vlen] = '\0';
+	/* kt_escape'd text, nothing else (no byte outside printable ASCII, no stray '"' or '\\') */
+	if (kt_unescape(r->detail, text, sizeof(text)) < 0)
+		return KT_R_HELPER;
 	if (take_line(buf, len, &pos, "body", &v, &vlen) < 0 ||
-	    parse_number(v, vlen, KT_REPLY_MAX, &num) < 0)
+	    !kt_parse_uint_n(v, vlen, 0, KT_REPLY_MAX, &num))
 		return KT_R_HELPER;
 	/* a body is the reviewed identity: with ok, or a login the access review stopped */
 	if (num > 0 && !kt_access_reason_has_identity(reason))

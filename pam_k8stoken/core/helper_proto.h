@@ -5,12 +5,14 @@
  *   reason NAME\n          (kt_reason_name)
  *   http CODE\n            (0 when no HTTP answer)
  *   server INDEX\n         (server line that gave the final answer, from 0)
- *   detail TEXT\n          (escaped, printable, for the log; may be empty)
+ *   detail TEXT\n          (why, as kt_escape writes it: printable ASCII; may be empty)
  *   body LEN\n
  *   LEN bytes of reply body (only when reason is ok, or access_denied, deny_rule or
  *   not_mapped after a successful review with --access: docs/design.md §10)
  *   end\n
  *
+ * A record whose detail is not such text is refused. The module holds the detail as the text
+ * it stands for (kt_unescape, spawn.c), an untrusted value its log writer escapes again.
  * The trailing "end" proves the record is whole. The module also requires exit status
  * 0 when it can see it (a host SIGCHLD handler may reap the helper first: then the
  * record alone counts). The body is never the API server's reply as received (which

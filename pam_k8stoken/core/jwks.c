@@ -23,6 +23,7 @@
 #include "io.h"
 #include "json_strict.h"
 #include "jwks.h"
+#include "number.h"
 #include "sealed.h"
 #include "secure.h"
 #include "token.h"

@@ -17,7 +17,7 @@ static enum kt_reason say(enum kt_reason r, char *detail, size_t detail_len, con
 	va_list ap;
 
 	va_start(ap, fmt);
-	kt_vescapef(detail, detail_len, fmt, ap);
+	vsnprintf(detail, detail_len, fmt, ap);
 	va_end(ap);
 	return r;
 }
@@ -101,7 +101,7 @@ bool kt_jwt_kid(const struct kt_token_parts *parts, char *out, size_t outsz, boo
 static enum kt_reason check_signature(const char *tok, const struct kt_token_parts *parts,
                                       const struct kt_jwks *set, char *detail, size_t dlen)
 {
-	char kid[KT_JWKS_KID_MAX + 1], esc[64];
+	char kid[KT_JWKS_KID_MAX + 1];
 	bool bad = false, has_kid, named = false;
 	json_object *v;
 	const char *alg = NULL;
@@ -129,11 +129,10 @@ static enum kt_reason check_signature(const char *tok, const struct kt_token_par
 		    signature_verifies(k->pkey, a, tok, parts))
 			return KT_R_OK;
 	}
-	kt_escape(kid, strlen(kid), esc, sizeof(esc));
 	if (!named)
-		return say(KT_R_UNKNOWN_KEY, detail, dlen, "no key of the cluster has kid %s", esc);
+		return say(KT_R_UNKNOWN_KEY, detail, dlen, "no key of the cluster has kid %s", kid);
 	return say(KT_R_BAD_SIGNATURE, detail, dlen, "the %s signature does not verify with key %s",
-	           algs[a].alg, has_kid ? esc : "(any)");
+	           algs[a].alg, has_kid ? kid : "(any)");
 }
 
 /* claim as an integer: 1 present, 0 absent, -1 of another type. */
@@ -224,7 +223,6 @@ enum kt_reason kt_jwt_check(const char *tok, const struct kt_token_parts *parts,
 {
 	json_object *v;
 	const char *iss = NULL;
-	char esc[80];
 	enum kt_reason r;
 
 	memset(claims, 0, sizeof(*claims));
@@ -233,9 +231,8 @@ enum kt_reason kt_jwt_check(const char *tok, const struct kt_token_parts *parts,
 		return r;   /* a legacy token has no aud, exp or issuer of the cluster's to check */
 	if (!json_object_object_get_ex(parts->payload, "iss", &v) || !string_of(v, &iss) ||
 	    !in_list(issuers, n_issuers, iss)) {
-		kt_escape(iss != NULL ? iss : "(none)", strlen(iss != NULL ? iss : "(none)"), esc,
-		          sizeof(esc));
-		return say(KT_R_ISSUER_MISMATCH, detail, detail_len, "iss %s is not the cluster's", esc);
+		return say(KT_R_ISSUER_MISMATCH, detail, detail_len, "iss %s is not the cluster's",
+		           iss != NULL ? iss : "(none)");
 	}
 	r = check_times(parts->payload, now, claims, detail, detail_len);
 	if (r != KT_R_OK)

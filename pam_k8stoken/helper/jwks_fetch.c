@@ -145,7 +145,7 @@ static bool jwks_uri_allowed(const struct kt_config *cfg, const char *server, co
 static void from_server(const struct kt_config *cfg, const struct kt_cache *c, const char *server,
                         const char *bearer_header, long long deadline, struct kt_helper_result *res)
 {
-	char url[2048], why[160], esc[120], source[KT_JWKS_SOURCE_SIZE];
+	char url[2048], why[160], source[KT_JWKS_SOURCE_SIZE];
 	struct body b = { .max = DISCOVERY_MAX };
 	json_object *doc = NULL;
 	const char *issuer, *uri;
@@ -172,9 +172,8 @@ static void from_server(const struct kt_config *cfg, const struct kt_cache *c, c
 		goto out;
 	}
 	if (!jwks_uri_allowed(cfg, server, uri, &same_origin)) {
-		kt_escape(uri, strlen(uri), esc, sizeof(esc));
 		set_detail(res, KT_R_MALFORMED_REPLY, "jwks_uri %s is not on %s (set jwks_uri to "
-		           "allow it)", esc, server);
+		           "allow it)", uri, server);
 		goto out;
 	}
 	snprintf(url, sizeof(url), "%s", uri);

@@ -8,6 +8,7 @@
  */
 #include <curl/curl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "io.h"
 #include "json_strict.h"
 #include "jwks_fetch.h"
+#include "number.h"
 #include "review.h"
 #include "rules.h"
 #include "secure.h"
@@ -306,6 +308,7 @@ int main(int argc, char **argv)
 	/* one deadline for the TokenReview and the SubjectAccessReview together */
 	long long deadline = kt_clock_ms(CLOCK_MONOTONIC);
 	int nargs;
+	unsigned long long server;
 	bool fetch_keys = false;
 
 	harden_process();
@@ -316,10 +319,13 @@ int main(int argc, char **argv)
 		argc = 3;
 	}
 	nargs = take_access_args(argc, argv, &ar);
-	if (nargs == 5 && strcmp(argv[3], "--server") == 0)
-		only = atoi(argv[4]);
-	else if (nargs != 3)
+	if (nargs == 5 && strcmp(argv[3], "--server") == 0) {
+		if (!kt_parse_uint(argv[4], 0, INT_MAX, &server))
+			goto usage;   /* never read as server 0, or as -1 (every server) */
+		only = (int)server;
+	} else if (nargs != 3) {
 		goto usage;
+	}
 	if (strcmp(argv[1], "--conf") != 0)
 		goto usage;
 

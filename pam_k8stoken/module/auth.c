@@ -220,7 +220,8 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	struct kt_decision d;
 	const char *conf_path = NULL, *user = NULL, *token = NULL;
 	const void *rhost = NULL, *service = NULL;
-	char *owned = NULL, err[512], line[1024];
+	char *owned = NULL, err[512], line[1024],
+	     esc[4 * sizeof(d.local.warning)];
 	size_t owned_len = 0;
 	int rc;
 
@@ -256,9 +257,11 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	kt_decide(&cfg, conf_path, token, strlen(token), user, &d);
 	if (d.cache_error[0] != '\0')
 		pam_syslog(pamh, LOG_WARNING, "cache unavailable: %s", d.cache_error);
-	if (d.local.warning[0] != '\0')
+	if (d.local.warning[0] != '\0') {
+		kt_escape(d.local.warning, strlen(d.local.warning), esc, sizeof(esc));
 		pam_syslog(pamh, LOG_WARNING, "local verification unavailable, reviewing without "
-		           "it: %s", d.local.warning);
+		           "it: %s", esc);
+	}
 	if (d.cache_store_errno != 0)
 		pam_syslog(pamh, LOG_WARNING, "cache: result not stored: %s",
 		           d.cache_store_errno == EFBIG ? "the file size limit (RLIMIT_FSIZE) is too low"

@@ -85,7 +85,8 @@ static enum kt_reason review(const struct kt_config *cfg, const char *conf_path,
 		rc = kt_review_parse_reply(res.body, res.body_len, cfg->audiences, cfg->n_audiences,
 		                           &d->id, server_error);
 		if (rc == KT_R_UNAUTHENTICATED) {
-			snprintf(d->detail, sizeof(d->detail), "%s", server_error);
+			/* escaped by the parser; the decision holds the text (the log escapes it) */
+			kt_unescape(server_error, d->detail, sizeof(d->detail));
 			*negative_ok = server_error[0] == '\0';
 		}
 	}

@@ -39,7 +39,7 @@ struct kt_decision {
 	int cache_store_errno;       /* why the result could not be stored, 0 if it was or need not be */
 	const char *server;          /* URL that gave the last answer (owned by the config) */
 	long http_status;
-	char detail[256];            /* escaped: server status.error, transport error, ... */
+	char detail[256];            /* text, escaped by its writers: server status.error, ... */
 	unsigned rule_line;          /* rule that decided, 0 if none */
 	uid_t local_uid;
 	long elapsed_ms;

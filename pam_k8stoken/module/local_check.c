@@ -41,12 +41,12 @@ static bool keys_from_file(const struct kt_config *cfg, const char *kid, struct 
 	bool ok = false;
 
 	if (fd < 0) {
-		kt_escapef(why, whylen, "jwks_file %s cannot be opened: %s", cfg->jwks_file, strerror(errno));
+		snprintf(why, whylen, "jwks_file %s cannot be opened: %s", cfg->jwks_file, strerror(errno));
 		return false;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != KT_TRUSTED_UID ||
 	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || st.st_size > KT_JWKS_MAX) {
-		kt_escapef(why, whylen, "jwks_file %s must be a root-owned regular file, not writable by "
+		snprintf(why, whylen, "jwks_file %s must be a root-owned regular file, not writable by "
 		     "group or others, at most %d bytes", cfg->jwks_file, KT_JWKS_MAX);
 		goto out;
 	}
@@ -54,11 +54,11 @@ static bool keys_from_file(const struct kt_config *cfg, const char *kid, struct 
 	if (buf != NULL)
 		n = kt_read_all(fd, buf, KT_JWKS_MAX + 1);
 	if (n <= 0 || n > KT_JWKS_MAX) {
-		kt_escapef(why, whylen, "jwks_file %s cannot be read", cfg->jwks_file);
+		snprintf(why, whylen, "jwks_file %s cannot be read", cfg->jwks_file);
 		goto out;
 	}
 	if (kt_jwks_parse(buf, (size_t)n, kid, &k->set, perr, sizeof(perr)) != KT_R_OK) {
-		kt_escapef(why, whylen, "jwks_file %s refused: %s", cfg->jwks_file, perr);
+		snprintf(why, whylen, "jwks_file %s refused: %s", cfg->jwks_file, perr);
 		goto out;
 	}
 	k->issuers = cfg->issuers;
@@ -114,7 +114,7 @@ static bool fetch(const struct kt_config *cfg, const char *conf_path, long deadl
 	rc = kt_spawn_review_args(cfg->helper != NULL ? cfg->helper : KT_HELPER_PATH, conf_path, -1,
 	                          args, "", 0, deadline_ms, &res);
 	if (rc != KT_R_OK)
-		kt_escapef(why, whylen, "the key set cannot be fetched: %s%s%s", kt_reason_name(rc),
+		snprintf(why, whylen, "the key set cannot be fetched: %s%s%.200s", kt_reason_name(rc),
 		     res.detail[0] != '\0' ? ": " : "", res.detail);
 	kt_helper_result_free(&res);
 	return rc == KT_R_OK;
@@ -153,7 +153,7 @@ static bool keys_fetched(const struct kt_config *cfg, const char *conf_path, con
 			have = false;   /* the old set vanished meanwhile */
 	}
 	if (!have && why[0] == '\0')
-		kt_escapef(why, whylen, "no key set in %s yet (the next fetch within a minute)", cfg->cache_dir);
+		snprintf(why, whylen, "no key set in %s yet (the next fetch within a minute)", cfg->cache_dir);
 	kt_cache_close(&c);
 	return have;
 }
@@ -178,7 +178,7 @@ enum kt_reason kt_local_check(const struct kt_config *cfg, const char *conf_path
 	named = kt_jwt_kid(&parts, kid, sizeof(kid), &bad);
 	if (bad) {
 		kt_token_parts_free(&parts);
-		kt_escapef(detail, detail_len, "kid is not a key id of this cluster");
+		snprintf(detail, detail_len, "kid is not a key id of this cluster");
 		return KT_R_UNKNOWN_KEY;
 	}
 	if (cfg->jwks_file != NULL)
@@ -190,7 +190,7 @@ enum kt_reason kt_local_check(const struct kt_config *cfg, const char *conf_path
 		kt_token_parts_free(&parts);
 		kt_jwks_free(&k.set);
 		if (cfg->local_verify == KT_VERIFY_YES) {
-			kt_escapef(detail, detail_len, "local_verify = yes: %s", why);
+			snprintf(detail, detail_len, "local_verify = yes: %s", why);
 			return KT_R_NO_KEYS;
 		}
 		if (cfg->jwks_file != NULL)

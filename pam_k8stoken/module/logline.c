@@ -36,7 +36,7 @@ static void field(char *out, size_t outlen, size_t *pos, const char *key, const 
 void kt_logline_format(const struct kt_decision *d, const char *user, const char *rhost,
                        char *out, size_t outlen)
 {
-	char sa[512] = "", ms[24], quoted[300];
+	char sa[512] = "", ms[24], detail[4 * sizeof(d->detail)];
 	size_t pos;
 	int n;
 
@@ -61,10 +61,9 @@ void kt_logline_format(const struct kt_decision *d, const char *user, const char
 	field(out, outlen, &pos, "fp", d->fingerprint);
 	field(out, outlen, &pos, "reason", kt_reason_name(d->reason));
 	field(out, outlen, &pos, "rhost", rhost);
-	if (d->detail[0] != '\0') {
-		/* detail is already escaped where it came from; the quotes only delimit it */
-		snprintf(quoted, sizeof(quoted), "\"%s\"", d->detail);
-		if (pos < outlen)
-			snprintf(out + pos, outlen - pos, " detail=%s", quoted);
+	if (d->detail[0] != '\0' && pos < outlen) {
+		/* untrusted text like every value here, escaped whole: the quotes only delimit it */
+		kt_escape(d->detail, strlen(d->detail), detail, sizeof(detail));
+		snprintf(out + pos, outlen - pos, " detail=\"%s\"", detail);
 	}
 }

@@ -204,6 +204,11 @@ enum kt_reason kt_spawn_review_args(const char *helper, const char *conf_path, i
 		snprintf(res->detail, sizeof(res->detail), "helper exited with a failure status");
 	} else if (kt_proto_parse(out, out_len, res) != KT_R_OK) {
 		snprintf(res->detail, sizeof(res->detail), "helper gave an incomplete answer");
+	} else {
+		char escaped[sizeof(res->detail)];
+
+		memcpy(escaped, res->detail, sizeof(escaped));
+		kt_unescape(escaped, res->detail, sizeof(res->detail));   /* checked by kt_proto_parse */
 	}
 out:
 	if (pidfd >= 0)

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "number.h"
 #include "secure.h"
 #include "token.h"
 
@@ -86,21 +87,6 @@ static int fail(const char *msg)
 	return -1;
 }
 
-/* Full-string decimal in [min, max]; -1 otherwise. */
-static long parse_number(const char *s, size_t len, long min, long max)
-{
-	long v = 0;
-
-	if (len == 0 || len > 9)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v < min || v > max ? -1 : v;
-}
-
 /*
  * The part the prompt asks for: 1 without "(part N)", N with it, 0 when the prompt is not one
  * of the module's token prompts (or names a malformed part).
@@ -110,7 +96,7 @@ static long parse_number(const char *s, size_t len, long min, long max)
 static long wanted_part(const char *prompt)
 {
 	const char *mark = NULL, *p, *digits, *end;
-	long n;
+	unsigned long long n;
 
 	for (p = prompt; (p = strstr(p, PROMPT_MARK)) != NULL; p++)
 		mark = p;
@@ -123,8 +109,9 @@ static long wanted_part(const char *prompt)
 	end = strchr(digits, ')');
 	if (end == NULL)
 		return 0;
-	n = parse_number(digits, (size_t)(end - digits), 1, MAX_PART_NUMBER);
-	return n > 0 ? n : 0;
+	if (!kt_parse_uint_n(digits, (size_t)(end - digits), 1, MAX_PART_NUMBER, &n))
+		return 0;
+	return (long)n;
 }
 
 /* s[0..n) is a non-empty run of characters that ssh or sudo put in for a user or host name. */
@@ -447,9 +434,9 @@ int main(int argc, char **argv)
 	if (want == 0)
 		return answer_password_prompt(argv[1]);
 	if (env_size != NULL && env_size[0] != '\0') {
-		long v = parse_number(env_size, strlen(env_size), 1, MAX_PART_SIZE);
+		unsigned long long v;
 
-		if (v < 0) {
+		if (!kt_parse_uint(env_size, 1, MAX_PART_SIZE, &v)) {
 			fail("K8STOKEN_PART_SIZE must be a number from 1 to 1023");
 			return 1;
 		}

@@ -169,8 +169,16 @@ static void print_access(const struct kt_decision *d, const char *user)
 	printf("access asked:    %s\n", asked);
 }
 
+/* A decision's text for the terminal, as the log line writes it (kt_escape). */
+static const char *escaped(const char *text, char esc[1024])
+{
+	kt_escape(text, strlen(text), esc, 1024);
+	return esc;
+}
+
 static void print_decision(const struct kt_decision *d, const char *user)
 {
+	char esc[1024];
 	const struct kt_identity *id = &d->id;
 
 	printf("decision:        %s (%s)\n",
@@ -201,7 +209,7 @@ static void print_decision(const struct kt_decision *d, const char *user)
 		printf("local check:     verified with the cluster's keys (fetched %lld s ago)\n",
 		       d->local.keys_age_ms / 1000);
 	else if (d->local.warning[0] != '\0')
-		printf("local check:     not done: %s\n", d->local.warning);
+		printf("local check:     not done: %s\n", escaped(d->local.warning, esc));
 	if (d->reviewed)
 		printf("server:          %s (HTTP %ld)\n", d->server ? d->server : "-", d->http_status);
 	if (d->cache != KT_CACHE_OFF)
@@ -209,7 +217,7 @@ static void print_decision(const struct kt_decision *d, const char *user)
 	if (d->cache_error[0] != '\0')
 		printf("cache:           unavailable: %s\n", d->cache_error);
 	if (d->detail[0] != '\0')
-		printf("detail:          %s\n", d->detail);
+		printf("detail:          %s\n", escaped(d->detail, esc));
 	if (d->fingerprint[0] != '\0')
 		printf("fingerprint:     %s\n", d->fingerprint);
 	printf("time:            %ld ms\n", d->elapsed_ms);

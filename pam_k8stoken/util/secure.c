@@ -59,6 +59,45 @@ void kt_escape(const char *in, size_t inlen, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;   /* kt_escape writes lower case */
+}
+
+int kt_unescape(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (const char *p = in; *p != '\0'; p++) {
+		int c = (unsigned char)*p;
+
+		if (c < 0x20 || c > 0x7e || c == '"' || o + 1 >= outlen)
+			goto bad;
+		if (c == '\\') {
+			p++;
+			if (*p == '\\' || *p == '"') {
+				c = *p;
+			} else if (*p == 'x' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0 &&
+			           (p[1] != '0' || p[2] != '0')) {   /* no NUL inside the text */
+				c = hex_digit(p[1]) << 4 | hex_digit(p[2]);
+				p += 2;
+			} else {
+				goto bad;
+			}
+		}
+		out[o++] = (char)c;
+	}
+	if (outlen > 0)
+		out[o] = '\0';
+	return outlen > 0 ? 0 : -1;
+bad:
+	if (outlen > 0)
+		out[0] = '\0';
+	return -1;
+}
+
 void kt_hex(const unsigned char *in, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

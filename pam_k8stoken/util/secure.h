@@ -16,6 +16,13 @@ void kt_free_secret_str(char *s);
  * does not fit. Always NUL-terminates.
  */
 void kt_escape(const char *in, size_t inlen, char *out, size_t outlen);
+/*
+ * The inverse, for text that crossed a boundary escaped (the helper's record, a core parser's
+ * escaped output): in must be printable ASCII whose only backslashes start \\, \" or \xHH,
+ * and whose only quotes are escaped. Writes the text into out (size outlen); -1 (out empty)
+ * when in is not such text or the text does not fit.
+ */
+int kt_unescape(const char *in, char *out, size_t outlen);
 /* kt_escape of a printf-formatted text of at most 255 characters: a detail for a log line. */
 __attribute__((format(printf, 3, 4)))
 void kt_escapef(char *out, size_t outlen, const char *fmt, ...);
