@@ -83,6 +83,22 @@ struct kt_config {
 	const char *service;
 };
 
+/* One row of the key table (config.c), as `k8stoken config-keys` prints it. */
+struct kt_config_key {
+	const char *key;
+	const char *kind;           /* url, text, path, yes|no, number, template, name, ... */
+	bool repeatable;            /* may be given on several lines */
+	bool in_file;               /* "key = value" in the file */
+	bool module_arg;            /* a module argument: "key" (kind flag) or "key=value" */
+	bool has_range;             /* numbers: min and max */
+	unsigned long long min, max;
+	char def[64];               /* the default as the file would write it; "" when none */
+	const char *doc;            /* one line */
+};
+
+/* Describes row i of the table into *out; false past the last row. */
+bool kt_config_key(size_t i, struct kt_config_key *out);
+
 /* Zeroes *cfg and sets every default. */
 void kt_config_init(struct kt_config *cfg);
 /* Frees everything *cfg owns and zeroes it. Safe on an initialised or zeroed struct. */
