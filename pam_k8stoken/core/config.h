@@ -105,8 +105,8 @@ void kt_config_init(struct kt_config *cfg);
 void kt_config_free(struct kt_config *cfg);
 
 /*
- * Parses module arguments (conf=, helper=, debug, use_first_pass, try_first_pass,
- * ignore_non_token).
+ * Parses module arguments: the rows of the key table (config.c) that may be given as one
+ * (conf=, helper=, debug, use_first_pass, try_first_pass, ignore_non_token).
  * *conf_path receives the conf= value (not owned) or KT_DEFAULT_CONF.
  * Unknown or malformed arguments: KT_R_CONFIG with a message in err.
  */
