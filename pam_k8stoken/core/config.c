@@ -50,49 +50,119 @@ enum opt_type {
 	OPT_ACCESS, /* an access_* template (access.c) */
 	OPT_HOST,   /* host_name */
 	OPT_ISSUER, OPT_JWKS_URI, OPT_LOCAL_VERIFY,
+	OPT_FLAG,   /* a bool set by a module argument without a value */
 };
 
-/* One row per key: type, storage and range (pam-krb5 style). Sorted by key. */
+/* Where a key may be given; a row without IN_FILE is a module argument only. */
+#define IN_FILE 1u   /* "key = value" in the file */
+#define IN_ARGS 2u   /* module argument "key" (OPT_FLAG) or "key=value" */
+
+#define NO_FIELD ((size_t)-1)   /* conf=: handed back to the caller, not stored */
+
+/*
+ * One row per key, pam-krb5 style: type, storage, range, default and a line of
+ * documentation. kt_config_init, kt_config_free, both parsers and `k8stoken config-keys`
+ * walk this table; tests/module/test_config_keys.py holds the docs to it. Sorted by key.
+ */
 struct opt {
 	const char *key;
 	enum opt_type type;
+	unsigned where;
 	size_t offset;
-	unsigned long long min, max;
+	size_t count;                   /* lists: offset of the number of entries */
+	unsigned long long min, max;    /* numbers */
+	unsigned long long def;         /* numbers, booleans, local_verify */
+	const char *def_str;            /* strings: copied by kt_config_init; NULL: none */
+	const char *doc;
 };
 
 #define OFF(field) offsetof(struct kt_config, field)
 
+#define ROW(k, t, w, field, ...) \
+	{ .key = (k), .type = (t), .where = (w), .offset = OFF(field), __VA_ARGS__ }
+#define LIST(k, t, field, n, text) \
+	{ .key = (k), .type = (t), .where = IN_FILE, .offset = OFF(field), .count = OFF(n), \
+	  .doc = (text) }
+#define NUMBER(lo, hi, d) .min = (lo), .max = (hi), .def = (d)
+#define BOOL(d)           .def = (d)
+#define ENUM(d)           .def = (d)
+#define STRING(d)         .def_str = (d)
+#define NONE              .def_str = NULL
+#define DOC(text)         .doc = (text)
+
 static const struct opt opts[] = {
-	{ "access_group",        OPT_ACCESS,   OFF(access_group),        0, 0 },
-	{ "access_name",         OPT_ACCESS,   OFF(access_name),         0, 0 },
-	{ "access_namespace",    OPT_ACCESS,   OFF(access_namespace),    0, 0 },
-	{ "access_resource",     OPT_ACCESS,   OFF(access_resource),     0, 0 },
-	{ "access_review",       OPT_BOOL,     OFF(access_review),       0, 0 },
-	{ "access_subresource",  OPT_ACCESS,   OFF(access_subresource),  0, 0 },
-	{ "access_verb",         OPT_ACCESS,   OFF(access_verb),         0, 0 },
-	{ "allow_legacy_tokens", OPT_BOOL,     OFF(allow_legacy_tokens), 0, 0 },
-	{ "allow_root",          OPT_BOOL,     OFF(allow_root),          0, 0 },
-	{ "audience",            OPT_AUDIENCE, OFF(audiences),           0, 0 },
-	{ "ca_file",             OPT_PATH,     OFF(ca_file),             0, 0 },
-	{ "cache_dir",           OPT_PATH,     OFF(cache_dir),           0, 0 },
-	{ "cache_ttl",           OPT_UINT,     OFF(cache_ttl),           0, 3600 },
-	{ "client_cert_file",    OPT_PATH,     OFF(client_cert_file),    0, 0 },
-	{ "client_key_file",     OPT_PATH,     OFF(client_key_file),     0, 0 },
-	{ "connect_timeout",     OPT_UINT,     OFF(connect_timeout),     1, 30 },
-	{ "host_name",           OPT_HOST,     OFF(host_name),           0, 0 },
-	{ "issuer",              OPT_ISSUER,   OFF(issuers),             0, 0 },
-	{ "jwks_file",           OPT_PATH,     OFF(jwks_file),           0, 0 },
-	{ "jwks_refresh",        OPT_UINT,     OFF(jwks_refresh),        60, 86400 },
-	{ "jwks_uri",            OPT_JWKS_URI, OFF(jwks_uri),            0, 0 },
-	{ "local_verify",        OPT_LOCAL_VERIFY, OFF(local_verify),    0, 0 },
-	{ "max_token_size",      OPT_SIZE,     OFF(max_token_size),      64, 1048576 },
-	{ "min_uid",             OPT_ULONG,    OFF(min_uid),             0, 4294967294ULL },
-	{ "negative_cache_ttl",  OPT_UINT,     OFF(negative_cache_ttl),  0, 300 },
-	{ "offline_grace",       OPT_UINT,     OFF(offline_grace),       0, 86400 },
-	{ "prompt",              OPT_PROMPT,   OFF(prompt),              0, 0 },
-	{ "reviewer_token_file", OPT_PATH,     OFF(reviewer_token_file), 0, 0 },
-	{ "server",              OPT_SERVER,   OFF(servers),             0, 0 },
-	{ "timeout",             OPT_UINT,     OFF(timeout),             1, 60 },
+	ROW("access_group",        OPT_ACCESS, IN_FILE, access_group,
+	    STRING(KT_ACCESS_DEFAULT_GROUP), DOC("API group of the SubjectAccessReview")),
+	ROW("access_name",         OPT_ACCESS, IN_FILE, access_name,
+	    STRING(KT_ACCESS_DEFAULT_NAME), DOC("resource name of the SubjectAccessReview")),
+	ROW("access_namespace",    OPT_ACCESS, IN_FILE, access_namespace,
+	    NONE, DOC("namespace of the SubjectAccessReview; none: cluster scope")),
+	ROW("access_resource",     OPT_ACCESS, IN_FILE, access_resource,
+	    STRING(KT_ACCESS_DEFAULT_RESOURCE), DOC("resource of the SubjectAccessReview")),
+	ROW("access_review",       OPT_BOOL,   IN_FILE, access_review,
+	    BOOL(false), DOC("ask a SubjectAccessReview after the TokenReview and the rules")),
+	ROW("access_subresource",  OPT_ACCESS, IN_FILE, access_subresource,
+	    NONE, DOC("subresource of the SubjectAccessReview; none: not sent")),
+	ROW("access_verb",         OPT_ACCESS, IN_FILE, access_verb,
+	    STRING(KT_ACCESS_DEFAULT_VERB), DOC("verb of the SubjectAccessReview")),
+	ROW("allow_legacy_tokens", OPT_BOOL,   IN_FILE, allow_legacy_tokens,
+	    BOOL(false), DOC("accept tokens without an expiry")),
+	ROW("allow_root",          OPT_BOOL,   IN_FILE, allow_root,
+	    BOOL(false), DOC("let a token act as uid 0")),
+	LIST("audience",           OPT_AUDIENCE, audiences, n_audiences,
+	     "required, up to 16: audiences sent and one of them required in the reply"),
+	ROW("ca_file",             OPT_PATH,   IN_FILE, ca_file,
+	    NONE, DOC("required: PEM CA bundle trusted for the API server")),
+	ROW("cache_dir",           OPT_PATH,   IN_FILE, cache_dir,
+	    STRING(KT_DEFAULT_CACHE_DIR), DOC("directory of the shared review cache")),
+	ROW("cache_ttl",           OPT_UINT,   IN_FILE, cache_ttl,
+	    NUMBER(0, 3600, 30), DOC("seconds a positive review is reused; 0: not cached")),
+	ROW("client_cert_file",    OPT_PATH,   IN_FILE, client_cert_file,
+	    NONE, DOC("reviewer client certificate (with client_key_file)")),
+	ROW("client_key_file",     OPT_PATH,   IN_FILE, client_key_file,
+	    NONE, DOC("reviewer client key (with client_cert_file)")),
+	{ .key = "conf", .type = OPT_PATH, .where = IN_ARGS, .offset = NO_FIELD,
+	  STRING(KT_DEFAULT_CONF), DOC("the configuration file") },
+	ROW("connect_timeout",     OPT_UINT,   IN_FILE, connect_timeout,
+	    NUMBER(1, 30, 2), DOC("seconds per connection attempt")),
+	ROW("debug",               OPT_FLAG,   IN_ARGS, debug,
+	    BOOL(false), DOC("two extra debug log lines per login, never the token")),
+	ROW("helper",              OPT_PATH,   IN_ARGS, helper,
+	    NONE, DOC("the helper program (for tests); none: the compiled-in path")),
+	ROW("host_name",           OPT_HOST,   IN_FILE, host_name,
+	    NONE, DOC("this host's name for %h; none: gethostname()")),
+	ROW("ignore_non_token",    OPT_FLAG,   IN_ARGS, ignore_non_token,
+	    BOOL(false), DOC("PAM_IGNORE instead of PAM_AUTH_ERR for an answer that is no token")),
+	LIST("issuer",             OPT_ISSUER, issuers, n_issuers,
+	     "accepted iss of tokens; none: the discovery document's issuer"),
+	ROW("jwks_file",           OPT_PATH,   IN_FILE, jwks_file,
+	    NONE, DOC("key set from this file instead of discovery (requires issuer)")),
+	ROW("jwks_refresh",        OPT_UINT,   IN_FILE, jwks_refresh,
+	    NUMBER(60, 86400, 3600), DOC("seconds between two fetches of the key set")),
+	ROW("jwks_uri",            OPT_JWKS_URI, IN_FILE, jwks_uri,
+	    NONE, DOC("the one key set URL on another host discovery may name")),
+	ROW("local_verify",        OPT_LOCAL_VERIFY, IN_FILE, local_verify,
+	    ENUM(KT_VERIFY_AUTO), DOC("check tokens with the cluster's keys before any review")),
+	ROW("max_token_size",      OPT_SIZE,   IN_FILE, max_token_size,
+	    NUMBER(64, 1048576, 16384), DOC("bytes; longer answers are refused")),
+	ROW("min_uid",             OPT_ULONG,  IN_FILE, min_uid,
+	    NUMBER(0, 4294967294ULL, 1000), DOC("lowest uid a token may act as (not for uid 0)")),
+	ROW("negative_cache_ttl",  OPT_UINT,   IN_FILE, negative_cache_ttl,
+	    NUMBER(0, 300, 5), DOC("seconds a \"not authenticated\" answer is remembered")),
+	ROW("offline_grace",       OPT_UINT,   IN_FILE, offline_grace,
+	    NUMBER(0, 86400, 0), DOC("seconds a verified token may log in while offline; 0: off")),
+	ROW("prompt",              OPT_PROMPT, IN_FILE, prompt,
+	    STRING(KT_DEFAULT_PROMPT), DOC("text of the first token prompt")),
+	ROW("reviewer_token_file", OPT_PATH,   IN_FILE, reviewer_token_file,
+	    NONE, DOC("bearer token of the reviewer (or client_cert_file)")),
+	LIST("server",             OPT_SERVER, servers, n_servers,
+	     "required, up to 8: API server URL, in failover order"),
+	ROW("timeout",             OPT_UINT,   IN_FILE, timeout,
+	    NUMBER(1, 60, 5), DOC("seconds for the whole review, all servers")),
+	ROW("try_first_pass",      OPT_FLAG,   IN_ARGS, try_first_pass,
+	    BOOL(false), DOC("token from PAM_AUTHTOK of an earlier module, else prompt")),
+	ROW("use_first_pass",      OPT_FLAG,   IN_ARGS, use_first_pass,
+	    BOOL(false), DOC("token from PAM_AUTHTOK of an earlier module, never prompt")),
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -166,24 +236,75 @@ static void quote(const char *s, char out[ESC_LEN])
 	kt_escape(s, strlen(s), out, ESC_LEN);
 }
 
+static void *slot_of(struct kt_config *cfg, const struct opt *o)
+{
+	return (char *)cfg + o->offset;
+}
+
+static bool is_string(enum opt_type t)
+{
+	return t == OPT_PATH || t == OPT_PROMPT || t == OPT_ACCESS || t == OPT_HOST ||
+	       t == OPT_JWKS_URI;
+}
+
+static bool is_list(enum opt_type t)
+{
+	return t == OPT_SERVER || t == OPT_AUDIENCE || t == OPT_ISSUER;
+}
+
+static const char *const verify_names[] = {
+	[KT_VERIFY_AUTO] = "auto", [KT_VERIFY_YES] = "yes", [KT_VERIFY_NO] = "no",
+};
+
 void kt_config_init(struct kt_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->connect_timeout = 2;
-	cfg->timeout = 5;
-	cfg->cache_ttl = 30;
-	cfg->negative_cache_ttl = 5;
-	cfg->min_uid = 1000;
-	cfg->max_token_size = 16384;
-	cfg->local_verify = KT_VERIFY_AUTO;
-	cfg->jwks_refresh = 3600;
-	/* Best effort: a failed strdup here is retried, and reported, by the parser. */
-	cfg->cache_dir = strdup(KT_DEFAULT_CACHE_DIR);
-	cfg->prompt = strdup(KT_DEFAULT_PROMPT);
-	cfg->access_group = strdup(KT_ACCESS_DEFAULT_GROUP);
-	cfg->access_resource = strdup(KT_ACCESS_DEFAULT_RESOURCE);
-	cfg->access_verb = strdup(KT_ACCESS_DEFAULT_VERB);
-	cfg->access_name = strdup(KT_ACCESS_DEFAULT_NAME);
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		void *slot = slot_of(cfg, o);
+
+		if (o->offset == NO_FIELD)
+			continue;
+		switch (o->type) {
+		case OPT_UINT:
+			*(unsigned *)slot = (unsigned)o->def;
+			break;
+		case OPT_ULONG:
+			*(unsigned long *)slot = (unsigned long)o->def;
+			break;
+		case OPT_SIZE:
+			*(size_t *)slot = (size_t)o->def;
+			break;
+		case OPT_BOOL:
+		case OPT_FLAG:
+			*(bool *)slot = o->def != 0;
+			break;
+		case OPT_LOCAL_VERIFY:
+			*(enum kt_local_verify *)slot = (enum kt_local_verify)o->def;
+			break;
+		default:
+			/* Best effort: a failed strdup is retried, and reported, by the parser. */
+			if (is_string(o->type) && o->def_str != NULL)
+				*(char **)slot = strdup(o->def_str);
+			break;
+		}
+	}
+}
+
+/* The parser's retry of kt_config_init's copies, so that a missing default is never used. */
+static enum kt_reason copy_defaults(struct kt_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		char **slot = slot_of(cfg, o);
+
+		if (o->offset == NO_FIELD || !is_string(o->type) || o->def_str == NULL ||
+		    *slot != NULL)
+			continue;
+		if ((*slot = strdup(o->def_str)) == NULL)
+			return nomem(err, errlen);
+	}
+	return KT_R_OK;
 }
 
 static void free_list(char **list, size_t n)
@@ -197,36 +318,103 @@ void kt_config_free(struct kt_config *cfg)
 {
 	if (cfg == NULL)
 		return;
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+
+		if (o->offset == NO_FIELD)
+			continue;
+		if (is_string(o->type))
+			free(*(char **)slot_of(cfg, o));
+		else if (is_list(o->type))
+			free_list(*(char ***)slot_of(cfg, o),
+				  *(size_t *)(void *)((char *)cfg + o->count));
+	}
+	/* not keys */
 	free(cfg->path);
-	free_list(cfg->servers, cfg->n_servers);
-	free(cfg->ca_file);
-	free(cfg->reviewer_token_file);
-	free(cfg->client_cert_file);
-	free(cfg->client_key_file);
-	free_list(cfg->audiences, cfg->n_audiences);
-	free(cfg->cache_dir);
-	free(cfg->prompt);
-	free(cfg->jwks_file);
-	free(cfg->jwks_uri);
-	free_list(cfg->issuers, cfg->n_issuers);
-	free(cfg->access_group);
-	free(cfg->access_resource);
-	free(cfg->access_verb);
-	free(cfg->access_name);
-	free(cfg->access_subresource);
-	free(cfg->access_namespace);
-	free(cfg->host_name);
 	for (size_t i = 0; i < cfg->n_rules; i++)
 		kt_rule_free(&cfg->rules[i]);
 	free(cfg->rules);
-	free(cfg->helper);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-static const struct opt *find_opt(const char *key, size_t *index)
+static const char *kind_name(enum opt_type t)
+{
+	switch (t) {
+	case OPT_SERVER:
+	case OPT_JWKS_URI:
+		return "url";
+	case OPT_AUDIENCE:
+	case OPT_ISSUER:
+	case OPT_PROMPT:
+		return "text";
+	case OPT_PATH:
+		return "path";
+	case OPT_BOOL:
+		return "yes|no";
+	case OPT_UINT:
+	case OPT_ULONG:
+	case OPT_SIZE:
+		return "number";
+	case OPT_ACCESS:
+		return "template";
+	case OPT_HOST:
+		return "name";
+	case OPT_LOCAL_VERIFY:
+		return "auto|yes|no";
+	case OPT_FLAG:
+		return "flag";
+	}
+	return "?";
+}
+
+bool kt_config_key(size_t i, struct kt_config_key *out)
+{
+	const struct opt *o;
+
+	if (i >= N_OPTS)
+		return false;
+	o = &opts[i];
+	memset(out, 0, sizeof(*out));
+	out->key = o->key;
+	out->kind = kind_name(o->type);
+	out->repeatable = is_list(o->type);
+	out->in_file = (o->where & IN_FILE) != 0;
+	out->module_arg = (o->where & IN_ARGS) != 0;
+	out->doc = o->doc;
+	switch (o->type) {
+	case OPT_UINT:
+	case OPT_ULONG:
+	case OPT_SIZE:
+		out->has_range = true;
+		out->min = o->min;
+		out->max = o->max;
+		snprintf(out->def, sizeof(out->def), "%llu", o->def);
+		break;
+	case OPT_BOOL:
+		snprintf(out->def, sizeof(out->def), "%s", o->def != 0 ? "yes" : "no");
+		break;
+	case OPT_LOCAL_VERIFY:
+		snprintf(out->def, sizeof(out->def), "%s", verify_names[o->def]);
+		break;
+	case OPT_PROMPT:
+		/* quoted, as the file writes it to keep the trailing space */
+		if (o->def_str != NULL)
+			snprintf(out->def, sizeof(out->def), "\"%s\"", o->def_str);
+		break;
+	default:
+		/* a flag is off unless given; lists have no default */
+		if (is_string(o->type) && o->def_str != NULL)
+			snprintf(out->def, sizeof(out->def), "%s", o->def_str);
+		break;
+	}
+	return true;
+}
+
+/* The row of `key` that may be given where `where` says (IN_FILE or IN_ARGS). */
+static const struct opt *find_opt(const char *key, unsigned where, size_t *index)
 {
 	for (size_t i = 0; i < N_OPTS; i++) {
-		if (strcmp(opts[i].key, key) == 0) {
+		if ((opts[i].where & where) != 0 && strcmp(opts[i].key, key) == 0) {
 			*index = i;
 			return &opts[i];
 		}
@@ -238,7 +426,7 @@ static unsigned seen_line(const struct parser *p, const char *key)
 {
 	size_t i;
 
-	return find_opt(key, &i) != NULL ? p->seen[i] : 0;
+	return find_opt(key, IN_FILE, &i) != NULL ? p->seen[i] : 0;
 }
 
 static bool is_ws(char c)
@@ -338,17 +526,14 @@ static enum kt_reason set_local_verify(struct parser *p, enum kt_local_verify *s
 {
 	char q[ESC_LEN];
 
-	if (strcmp(v, "auto") == 0)
-		*slot = KT_VERIFY_AUTO;
-	else if (strcmp(v, "yes") == 0)
-		*slot = KT_VERIFY_YES;
-	else if (strcmp(v, "no") == 0)
-		*slot = KT_VERIFY_NO;
-	else {
-		quote(v, q);
-		return perr(p, "local_verify: \"%s\" is not auto, yes or no", q);
+	for (size_t i = 0; i < sizeof(verify_names) / sizeof(verify_names[0]); i++) {
+		if (strcmp(v, verify_names[i]) == 0) {
+			*slot = (enum kt_local_verify)i;
+			return KT_R_OK;
+		}
 	}
-	return KT_R_OK;
+	quote(v, q);
+	return perr(p, "local_verify: \"%s\" is not auto, yes or no", q);
 }
 
 static enum kt_reason set_string(struct parser *p, char **slot, const char *v, size_t len)
@@ -423,6 +608,7 @@ static enum kt_reason set_value(struct parser *p, const struct opt *o, const cha
 			return perr(p, "%s: \"%s\" %s", o->key, q, why);
 		return set_string(p, (char **)(void *)(base + o->offset), v, strlen(v));
 	case OPT_BOOL:
+	case OPT_FLAG:
 		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
 			*(bool *)(void *)(base + o->offset) = true;
 		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
@@ -510,7 +696,7 @@ static enum kt_reason parse_line(struct parser *p, char *line)
 	has_eq = *eq == '=';
 	key[klen] = '\0';   /* may overwrite the '=' itself; has_eq remembers it */
 	quote(key, q);
-	o = find_opt(key, &index);
+	o = find_opt(key, IN_FILE, &index);
 	if (o == NULL)
 		return perr(p, "unknown key \"%s\"", q);
 	if (!has_eq)
@@ -574,16 +760,6 @@ static enum kt_reason finish(struct parser *p)
 		return perr_at(p, seen_line(p, "offline_grace"), "offline_grace: requires "
 			       "local_verify = auto or yes (a token is let in offline only once "
 			       "its signature is checked)");
-	if (cfg->cache_dir == NULL && (cfg->cache_dir = strdup(KT_DEFAULT_CACHE_DIR)) == NULL)
-		return nomem(p->err, p->errlen);
-	if (cfg->prompt == NULL && (cfg->prompt = strdup(KT_DEFAULT_PROMPT)) == NULL)
-		return nomem(p->err, p->errlen);
-	if ((cfg->access_group == NULL && (cfg->access_group = strdup(KT_ACCESS_DEFAULT_GROUP)) == NULL) ||
-	    (cfg->access_resource == NULL &&
-	     (cfg->access_resource = strdup(KT_ACCESS_DEFAULT_RESOURCE)) == NULL) ||
-	    (cfg->access_verb == NULL && (cfg->access_verb = strdup(KT_ACCESS_DEFAULT_VERB)) == NULL) ||
-	    (cfg->access_name == NULL && (cfg->access_name = strdup(KT_ACCESS_DEFAULT_NAME)) == NULL))
-		return nomem(p->err, p->errlen);
 	return KT_R_OK;
 }
 
@@ -624,7 +800,8 @@ enum kt_reason kt_config_parse_buffer(struct kt_config *cfg, const char *name,
 			return r;
 		pos = nl != NULL ? nl + 1 : end;
 	}
-	return finish(&p);
+	r = finish(&p);
+	return r == KT_R_OK ? copy_defaults(cfg, err, errlen) : r;
 }
 
 enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t owner,
@@ -717,12 +894,61 @@ static enum kt_reason arg_path(const char *arg, const char *v, char *err, size_t
 	return fail(err, errlen, "module argument \"%s\": path %s", q, why);
 }
 
+/* The row of module argument `a`: "key" for a flag, else "key=value" with *value after '='. */
+static const struct opt *find_arg(const char *a, size_t *index, const char **value)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		size_t klen = strlen(o->key);
+
+		if ((o->where & IN_ARGS) == 0 || strncmp(a, o->key, klen) != 0)
+			continue;
+		if (o->type == OPT_FLAG ? a[klen] == '\0' : a[klen] == '=') {
+			*index = i;
+			*value = o->type == OPT_FLAG ? a + klen : a + klen + 1;
+			return o;
+		}
+	}
+	return NULL;
+}
+
+/* The default of conf=, the one row without a field. */
+static const char *default_conf(void)
+{
+	size_t i = 0;
+
+	while (i + 1 < N_OPTS && opts[i].offset != NO_FIELD)
+		i++;
+	return opts[i].def_str;
+}
+
+/* key=value: paths keep the argument's own messages; conf= is handed back in *conf. */
+static enum kt_reason set_arg(struct parser *p, const struct opt *o, const char *a,
+			      const char *v, const char **conf)
+{
+	enum kt_reason r;
+
+	if (o->type == OPT_PATH) {
+		if ((r = arg_path(a, v, p->err, p->errlen)) != KT_R_OK)
+			return r;
+		if (o->offset == NO_FIELD) {
+			*conf = v;
+			return KT_R_OK;
+		}
+		return set_string(p, (char **)slot_of(p->cfg, o), v, strlen(v));
+	}
+	return set_value(p, o, v);
+}
+
 enum kt_reason kt_config_parse_args(struct kt_config *cfg, int argc, const char **argv,
 				    const char **conf_path, char *err, size_t errlen)
 {
-	const char *conf = NULL;
+	struct parser p = { .cfg = cfg, .name = "module argument", .err = err, .errlen = errlen };
+	const char *conf = NULL, *v;
+	const struct opt *o;
 	char q[ESC_LEN];
 	enum kt_reason r;
+	size_t index;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
@@ -731,36 +957,26 @@ enum kt_reason kt_config_parse_args(struct kt_config *cfg, int argc, const char 
 
 		if (a == NULL)
 			return fail(err, errlen, "module argument %d is missing", i + 1);
-		if (strncmp(a, "conf=", 5) == 0) {
-			if (conf != NULL)
-				return fail(err, errlen, "module argument conf= is given twice");
-			if ((r = arg_path(a, a + 5, err, errlen)) != KT_R_OK)
-				return r;
-			conf = a + 5;
-		} else if (strncmp(a, "helper=", 7) == 0) {
-			if (cfg->helper != NULL)
-				return fail(err, errlen, "module argument helper= is given twice");
-			if ((r = arg_path(a, a + 7, err, errlen)) != KT_R_OK)
-				return r;
-			if ((cfg->helper = strdup(a + 7)) == NULL)
-				return nomem(err, errlen);
-		} else if (strcmp(a, "debug") == 0) {
-			cfg->debug = true;
-		} else if (strcmp(a, "use_first_pass") == 0) {
-			cfg->use_first_pass = true;
-		} else if (strcmp(a, "try_first_pass") == 0) {
-			cfg->try_first_pass = true;
-		} else if (strcmp(a, "ignore_non_token") == 0) {
-			cfg->ignore_non_token = true;
-		} else {
+		o = find_arg(a, &index, &v);
+		if (o == NULL) {
 			quote(a, q);
 			return fail(err, errlen, "unknown module argument \"%s\"", q);
 		}
+		if (o->type == OPT_FLAG) {
+			*(bool *)slot_of(cfg, o) = true;   /* a repeated flag is harmless */
+			continue;
+		}
+		if (p.seen[index] != 0)
+			return fail(err, errlen, "module argument %s= is given twice", o->key);
+		p.seen[index] = (unsigned)i + 1;
+		if ((r = set_arg(&p, o, a, v, &conf)) != KT_R_OK)
+			return r;
 	}
+	/* cross-argument checks */
 	if (cfg->use_first_pass && cfg->try_first_pass)
 		return fail(err, errlen, "module arguments use_first_pass and try_first_pass "
 			    "are mutually exclusive");
 	if (conf_path != NULL)
-		*conf_path = conf != NULL ? conf : KT_DEFAULT_CONF;
+		*conf_path = conf != NULL ? conf : default_conf();
 	return KT_R_OK;
 }

@@ -84,14 +84,30 @@ struct kt_config {
 	const char *service;
 };
 
+/* One row of the key table (config.c), as `k8stoken config-keys` prints it. */
+struct kt_config_key {
+	const char *key;
+	const char *kind;           /* url, text, path, yes|no, number, template, name, ... */
+	bool repeatable;            /* may be given on several lines */
+	bool in_file;               /* "key = value" in the file */
+	bool module_arg;            /* a module argument: "key" (kind flag) or "key=value" */
+	bool has_range;             /* numbers: min and max */
+	unsigned long long min, max;
+	char def[64];               /* the default as the file would write it; "" when none */
+	const char *doc;            /* one line */
+};
+
+/* Describes row i of the table into *out; false past the last row. */
+bool kt_config_key(size_t i, struct kt_config_key *out);
+
 /* Zeroes *cfg and sets every default. */
 void kt_config_init(struct kt_config *cfg);
 /* Frees everything *cfg owns and zeroes it. Safe on an initialised or zeroed struct. */
 void kt_config_free(struct kt_config *cfg);
 
 /*
- * Parses module arguments (conf=, helper=, debug, use_first_pass, try_first_pass,
- * ignore_non_token).
+ * Parses module arguments: the rows of the key table (config.c) that may be given as one
+ * (conf=, helper=, debug, use_first_pass, try_first_pass, ignore_non_token).
  * *conf_path receives the conf= value (not owned) or KT_DEFAULT_CONF.
  * Unknown or malformed arguments: KT_R_CONFIG with a message in err.
  */

@@ -6,6 +6,7 @@
  *   k8stoken cache stats [--conf F]
  *   k8stoken renew [--conf F] [--force]                  renew the reviewer token (renew.c)
  *   k8stoken enroll --bundle DIR [--conf F] [--force] [--helper H]   install a bundle, selftest
+ *   k8stoken config-keys                                 every key and module argument
  * Exit codes: 0 allowed / all good, 1 denied, 2 unavailable or failed check, 3 usage/config.
  */
 #include <stdio.h>
@@ -52,6 +53,7 @@ static void usage(FILE *to)
 	        "       k8stoken cache stats [--conf FILE]\n"
 	        "       k8stoken renew [--conf FILE] [--force]\n"
 	        "       k8stoken enroll --bundle DIR [--conf FILE] [--force] [--helper PATH]\n"
+	        "       k8stoken config-keys\n"
 	        "\n"
 	        "check     reads a ServiceAccount token on stdin and shows the decision\n"
 	        "          pam_k8stoken would make for USER (without --user: the token only),\n"
@@ -65,6 +67,8 @@ static void usage(FILE *to)
 	        "          once less than a third of it is left (--force: now)\n"
 	        "enroll    installs a bundle of `kubectl k8stoken enroll HOST --output DIR`\n"
 	        "          (never over an existing file without --force), then runs selftest\n"
+	        "config-keys  lists every configuration key and module argument, one per\n"
+	        "          line, tab-separated: key, where, kind, default, range, description\n"
 	        "\n"
 	        "FILE defaults to " KT_DEFAULT_CONF ".\n"
 	        "Exit status: 0 allowed/healthy, 1 denied, 2 unavailable, 3 usage or configuration.\n");
@@ -394,6 +398,25 @@ static int cmd_cache(const struct options *o, int flush)
 	return rc;
 }
 
+/* The key table of config.c; tests/module/test_config_keys.py compares the docs with it. */
+static int cmd_config_keys(void)
+{
+	struct kt_config_key k;
+
+	for (size_t i = 0; kt_config_key(i, &k); i++) {
+		const char *where = !k.module_arg ? "file" :
+				    k.in_file ? "file,argument" : "argument";
+		char range[48] = "-";
+
+		if (k.has_range)
+			snprintf(range, sizeof(range), "%llu-%llu", k.min, k.max);
+		printf("%s\t%s\t%s%s\t%s\t%s\t%s\n", k.key, where, k.kind,
+		       k.repeatable ? " (repeatable)" : "", k.def[0] != '\0' ? k.def : "-", range,
+		       k.doc);
+	}
+	return fflush(stdout) == 0 && !ferror(stdout) ? EXIT_ALLOW : EXIT_UNAVAILABLE;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
@@ -438,6 +461,11 @@ int main(int argc, char **argv)
 		}
 		rc = kt_enroll_bundle(o.bundle, o.conf, o.force);
 		return rc != 0 ? rc : cmd_selftest(&o);
+	}
+	if (strcmp(argv[1], "config-keys") == 0) {
+		if (parse_options(argc, argv, 2, &o, "") < 0)
+			return EXIT_USAGE;
+		return cmd_config_keys();
 	}
 	fprintf(stderr, "k8stoken: unknown command '%s'\n", argv[1]);
 	usage(stderr);
