@@ -297,31 +297,14 @@ static json_object *reviewed_user(json_object *reply)
 	return user;
 }
 
-/* The serialised tree, copied; the print buffer is zeroed. */
-static enum kt_reason serialise(json_object *root, char **out, size_t *out_len)
-{
-	size_t n = 0;
-	const char *text = json_object_to_json_string_length(root,
-	                       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-
-	if (text == NULL || (*out = malloc(n + 1)) == NULL)
-		return KT_R_NOMEM;
-	memcpy(*out, text, n + 1);
-	*out_len = n;
-	explicit_bzero((char *)(uintptr_t)text, n);
-	return KT_R_OK;
-}
-
 enum kt_reason kt_access_build_request(const char *tokenreview, size_t len,
-                                       const struct kt_access_attrs *a,
-                                       char **out, size_t *out_len)
+                                       const struct kt_access_attrs *a, struct kt_secret *out)
 {
 	json_object *reply = NULL, *root = NULL, *spec = NULL, *user;
 	enum kt_reason r;
 	static const char *const copied[] = { "groups", "extra", "uid" };
 
-	*out = NULL;
-	*out_len = 0;
+	*out = (struct kt_secret){ 0 };
 	r = parse_strict(tokenreview, len, &reply);
 	if (r != KT_R_OK)
 		return r;
@@ -337,24 +320,23 @@ enum kt_reason kt_access_build_request(const char *tokenreview, size_t len,
 		if (kt_json_member(user, copied[i]) != NULL &&
 		    add_shared(spec, copied[i], kt_json_member(user, copied[i])) < 0)
 			goto out;
-	r = serialise(root, out, out_len);
+	r = kt_json_serialise_secret(root, out);
 out:
 	json_object_put(root);
 	json_object_put(reply);
 	return r;
 }
 
-enum kt_reason kt_access_build_self_request(char **out, size_t *out_len)
+enum kt_reason kt_access_build_self_request(struct kt_secret *out)
 {
 	struct kt_access_attrs a = { .verb = "create", .group = "authorization.k8s.io",
 	                             .resource = "subjectaccessreviews" };
 	json_object *spec = NULL, *root = new_review("SelfSubjectAccessReview", &spec);
 	enum kt_reason r = KT_R_NOMEM;
 
-	*out = NULL;
-	*out_len = 0;
+	*out = (struct kt_secret){ 0 };
 	if (root != NULL && add_attributes(spec, &a) == 0)
-		r = serialise(root, out, out_len);
+		r = kt_json_serialise_secret(root, out);
 	json_object_put(root);
 	return r;
 }

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "reason.h"
+#include "secure.h"
 
 #define KT_ACCESS_VALUE_MAX  253   /* bytes of one rendered attribute */
 #define KT_ACCESS_REASON_MAX 200   /* chars of status.reason kept, escaped */
@@ -56,14 +57,13 @@ void kt_access_describe(const struct kt_access_attrs *a, char *out, size_t outle
  * (tokenreview[0..len), not yet trusted: the caller validates it separately): spec.user,
  * spec.groups, spec.uid and spec.extra exactly as status.user holds them, and the
  * attributes. The echoed spec.token is zeroed in json-c's copy and never copied.
- * *out is malloc'ed and NUL-terminated (free with kt_free_secret(*out, *out_len)).
+ * *out holds it, NUL-terminated (release it with kt_secret_free).
  */
 enum kt_reason kt_access_build_request(const char *tokenreview, size_t len,
-                                       const struct kt_access_attrs *a,
-                                       char **out, size_t *out_len);
+                                       const struct kt_access_attrs *a, struct kt_secret *out);
 
 /* The SelfSubjectAccessReview `k8stoken selftest` sends: may we create subjectaccessreviews? */
-enum kt_reason kt_access_build_self_request(char **out, size_t *out_len);
+enum kt_reason kt_access_build_self_request(struct kt_secret *out);
 
 /*
  * Validates a (Self)SubjectAccessReview reply body as strictly as review.c does a

@@ -137,26 +137,27 @@ void kt_cache_name(const struct kt_cache *c, const char *token, size_t len,
                    char *const *audiences, size_t n_audiences, char *const *servers,
                    size_t n_servers, char name[KT_CACHE_NAME_LEN + 1])
 {
-	unsigned char md[EVP_MAX_MD_SIZE], *msg, *p;
+	unsigned char md[EVP_MAX_MD_SIZE], *p;
+	struct kt_secret msg;
 	unsigned int mdlen = 0;
 	size_t total = sizeof(NAME_DOMAIN) + 4 + len + list_size(audiences, n_audiences) +
 	               list_size(servers, n_servers);
 
 	name[0] = '\0';
-	msg = malloc(total);
-	if (msg == NULL)
+	if (kt_secret_alloc(&msg, total) < 0)
 		return;
-	memcpy(msg, NAME_DOMAIN, sizeof(NAME_DOMAIN));
-	p = msg + sizeof(NAME_DOMAIN);
+	p = (unsigned char *)msg.p;
+	memcpy(p, NAME_DOMAIN, sizeof(NAME_DOMAIN));
+	p += sizeof(NAME_DOMAIN);
 	put_be32(p, len);
 	memcpy(p + 4, token, len);
 	p = put_list(p + 4 + len, audiences, n_audiences);
 	put_list(p, servers, n_servers);
-	if (HMAC(EVP_sha256(), c->key, KT_CACHE_KEY_LEN, msg, total, md, &mdlen) != NULL &&
-	    mdlen == 32) {
+	if (HMAC(EVP_sha256(), c->key, KT_CACHE_KEY_LEN, (unsigned char *)msg.p, total, md,
+	         &mdlen) != NULL && mdlen == 32) {
 		name[0] = 'e';
 		name[1] = '-';
 		kt_hex(md, mdlen, name + 2);
 	}
-	kt_free_secret(msg, total);
+	kt_secret_free(&msg);
 }

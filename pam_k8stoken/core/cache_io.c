@@ -9,6 +9,7 @@
 
 #include "cache_io.h"
 #include "io.h"
+#include "private_file.h"
 
 /* Entries from another boot are never valid. */
 int kt_cache_boot_id(char out[40])
@@ -26,15 +27,20 @@ int kt_cache_boot_id(char out[40])
 	return 0;
 }
 
+/*
+ * Not kt_read_private_file: the cache's files are also opened for writing and created (lock
+ * stripes, stats), and its readers want the descriptor. The checks are the same, though.
+ */
 int kt_cache_open_private(int dirfd, const char *name, int flags, size_t max_size)
 {
+	const struct kt_file_policy ours = { .owner_rule = KT_OWNER_EUID, .forbidden = 077,
+	                                     .max_size = max_size, .allow_empty = true };
 	struct stat st;
 	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-	    (st.st_mode & 077) != 0 || (size_t)st.st_size > max_size) {
+	if (fstat(fd, &st) < 0 || kt_file_check(&st, &ours) != KT_FILE_OK) {
 		close(fd);
 		return -1;
 	}

@@ -17,7 +17,6 @@
  * are errors, reported once as "NAME:LINE: key: what is wrong".
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +31,7 @@
 #include "config_values.h"
 #include "io.h"
 #include "number.h"
+#include "private_file.h"
 #include "rules.h"
 #include "secure.h"
 #include "trusted_owner.h"
@@ -804,16 +804,29 @@ enum kt_reason kt_config_parse_buffer(struct kt_config *cfg, const char *name,
 	return r == KT_R_OK ? copy_defaults(cfg, err, errlen) : r;
 }
 
+/* How a refused configuration file is reported (tests and administrators know these words). */
+static const struct kt_file_words conf_file_words[KT_FILE__COUNT] = {
+	[KT_FILE_MISSING] = { NULL, " does not exist", KT_DETAIL_NONE },
+	[KT_FILE_LINK]    = { NULL, " is a symbolic link", KT_DETAIL_NONE },
+	[KT_FILE_OPEN]    = { NULL, " cannot be opened", KT_DETAIL_ERRNO },
+	[KT_FILE_STAT]    = { NULL, " cannot be examined", KT_DETAIL_ERRNO },
+	[KT_FILE_TYPE]    = { NULL, " is not a regular file", KT_DETAIL_NONE },
+	[KT_FILE_OWNER]   = { NULL, " is owned by uid", KT_DETAIL_OWNER },
+	[KT_FILE_MODE]    = { NULL, " is writable by group or others", KT_DETAIL_NONE },
+	[KT_FILE_SIZE]    = { NULL, " is larger than", KT_DETAIL_MAX },
+	[KT_FILE_READ]    = { NULL, " cannot be read", KT_DETAIL_ERRNO },
+};
+
 enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t owner,
 			      char *err, size_t errlen)
 {
-	char epath[NAME_ESC_LEN], ebuf[128];
-	enum kt_reason r = KT_R_CONFIG;
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	ssize_t k;
-	int fd;
+	const struct kt_file_policy policy = {
+		.owner_rule = KT_OWNER_UID, .owner = owner, .forbidden = S_IWGRP | S_IWOTH,
+		.max_size = KT_CONF_MAX_SIZE, .allow_empty = true, .words = conf_file_words,
+	};
+	struct kt_secret text;
+	enum kt_file_fault f;
+	enum kt_reason r;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
@@ -822,64 +835,13 @@ enum kt_reason kt_config_load(struct kt_config *cfg, const char *path, uid_t own
 	if (KT_TRUSTED_UID != 0 && geteuid() == 0)
 		return fail(err, errlen, "this is a test build (trusted owner uid %lu), not for root",
 		            (unsigned long)KT_TRUSTED_UID);
-	kt_escape(path, strlen(path), epath, sizeof(epath));
-	/* O_NONBLOCK: a FIFO planted at the path must not hang us before fstat refuses it */
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		int e = errno;
-
-		if (e == ENOENT)
-			return fail(err, errlen, "%s does not exist", epath);
-		if (e == ELOOP)
-			return fail(err, errlen, "%s is a symbolic link", epath);
-		if (e == ENOMEM)
-			return nomem(err, errlen);
-		return fail(err, errlen, "%s cannot be opened: %s", epath,
-			    strerror_r(e, ebuf, sizeof(ebuf)));
-	}
-	if (fstat(fd, &st) != 0) {
-		fail(err, errlen, "%s cannot be examined: %s", epath,
-		     strerror_r(errno, ebuf, sizeof(ebuf)));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		fail(err, errlen, "%s is not a regular file", epath);
-		goto out;
-	}
-	if (st.st_uid != owner) {
-		fail(err, errlen, "%s is owned by uid %lu, expected %lu", epath,
-		     (unsigned long)st.st_uid, (unsigned long)owner);
-		goto out;
-	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-		fail(err, errlen, "%s is writable by group or others", epath);
-		goto out;
-	}
-	if (st.st_size > KT_CONF_MAX_SIZE) {
-		fail(err, errlen, "%s is larger than %d bytes", epath, KT_CONF_MAX_SIZE);
-		goto out;
-	}
-	/* one byte more than allowed, to notice a file that grew after fstat */
-	buf = malloc(KT_CONF_MAX_SIZE + 1);
-	if (buf == NULL) {
-		r = nomem(err, errlen);
-		goto out;
-	}
-	k = kt_read_all(fd, buf, KT_CONF_MAX_SIZE + 1);
-	if (k < 0) {
-		fail(err, errlen, "%s cannot be read: %s", epath,
-		     strerror_r(errno, ebuf, sizeof(ebuf)));
-		goto out;
-	}
-	n = (size_t)k;
-	if (n > KT_CONF_MAX_SIZE) {
-		fail(err, errlen, "%s is larger than %d bytes", epath, KT_CONF_MAX_SIZE);
-		goto out;
-	}
-	r = kt_config_parse_buffer(cfg, path, buf, n, err, errlen);
-out:
-	free(buf);
-	close(fd);
+	f = kt_read_private_file(path, &policy, &text, err, errlen);
+	if (f == KT_FILE_NOMEM)
+		return nomem(err, errlen);
+	if (f != KT_FILE_OK)
+		return KT_R_CONFIG;
+	r = kt_config_parse_buffer(cfg, path, text.p, text.len, err, errlen);
+	kt_secret_free(&text);
 	return r;
 }
 

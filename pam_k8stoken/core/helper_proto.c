@@ -15,7 +15,7 @@ size_t kt_proto_format_header(const struct kt_helper_result *r, char *out, size_
 {
 	int n = snprintf(out, outlen, MAGIC "reason %s\nhttp %ld\nserver %u\ndetail %s\nbody %zu\n",
 	                 kt_reason_name(r->reason), r->http_status, r->server_index,
-	                 r->detail, r->body_len);
+	                 r->detail, r->body.len);
 	if (n < 0 || (size_t)n >= outlen)
 		return 0;
 	return (size_t)n;
@@ -85,19 +85,13 @@ enum kt_reason kt_proto_parse(const char *buf, size_t len, struct kt_helper_resu
 	if (len - pos != num + 4 || memcmp(buf + pos + num, "end\n", 4) != 0)
 		return KT_R_HELPER;
 
-	r->body = malloc(num + 1);
-	if (r->body == NULL)
+	if (kt_secret_dup(&r->body, buf + pos, num) < 0)
 		return KT_R_HELPER;   /* the caller cannot tell; an unreadable answer is a denial either way */
-	memcpy(r->body, buf + pos, num);
-	r->body[num] = '\0';
-	r->body_len = num;
 	r->reason = reason;
 	return KT_R_OK;
 }
 
 void kt_helper_result_free(struct kt_helper_result *r)
 {
-	kt_free_secret(r->body, r->body_len);
-	r->body = NULL;
-	r->body_len = 0;
+	kt_secret_free(&r->body);
 }

@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "reason.h"
+#include "secure.h"
 
 #define KT_PROTO_DETAIL_MAX 256
 #define KT_PROTO_HEADER_MAX 1024
@@ -34,8 +35,7 @@ struct kt_helper_result {
 	long http_status;
 	unsigned server_index;
 	char detail[KT_PROTO_DETAIL_MAX];
-	char *body;          /* secret-bearing: free with kt_free_secret(body, body_len) */
-	size_t body_len;
+	struct kt_secret body;   /* secret-bearing: released by kt_helper_result_free */
 };
 
 /* Formats the header part (up to and including "body LEN\n") into out. Returns its length, 0 if it does not fit. */

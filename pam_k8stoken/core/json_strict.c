@@ -265,3 +265,18 @@ void kt_json_scrub_echoed_token(json_object *reply)
 {
 	kt_json_scrub_string(kt_json_member(kt_json_member(reply, "spec"), "token"));
 }
+
+enum kt_reason kt_json_serialise_secret(json_object *root, struct kt_secret *out)
+{
+	size_t n = 0;
+	const char *text = json_object_to_json_string_length(root,
+	                       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	enum kt_reason r;
+
+	*out = (struct kt_secret){ 0 };
+	if (text == NULL)
+		return KT_R_NOMEM;
+	r = kt_secret_dup(out, text, n) == 0 ? KT_R_OK : KT_R_NOMEM;
+	explicit_bzero((char *)(uintptr_t)text, n);
+	return r;
+}

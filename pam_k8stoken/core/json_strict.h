@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "reason.h"
+#include "secure.h"
 
 /*
  * True when s[0..n) holds only RFC 8259 tokens (RFC 3629 UTF-8 in strings), with
@@ -42,5 +43,11 @@ bool kt_json_string_array(json_object *v);
 void kt_json_scrub_string(json_object *s);
 /* The same for spec.token, which kube-apiserver echoes in its TokenReview reply. */
 void kt_json_scrub_echoed_token(json_object *reply);
+/*
+ * A request that carries a token or an identity, serialised (plain, slashes unescaped) into
+ * out; json-c's print buffer is zeroed. Its other copies (earlier print-buffer sizes left
+ * behind by realloc) are released unzeroed: unavoidable with json-c's public API.
+ */
+enum kt_reason kt_json_serialise_secret(json_object *root, struct kt_secret *out);
 
 #endif

@@ -49,17 +49,14 @@
 
 enum kt_reason kt_review_build_request(const char *token, size_t token_len,
                                        char *const *audiences, size_t n_audiences,
-                                       char **out, size_t *out_len)
+                                       struct kt_secret *out)
 {
 	json_object *root = NULL, *spec = NULL, *tokobj = NULL, *auds = NULL, *v;
 	enum kt_reason r = KT_R_NOMEM;
-	const char *text;
-	size_t text_len;
 
-	if (out == NULL || out_len == NULL)
+	if (out == NULL)
 		return KT_R_SYSTEM;
-	*out = NULL;
-	*out_len = 0;
+	*out = (struct kt_secret){ 0 };
 	if (token == NULL || token_len == 0)
 		return KT_R_EMPTY_TOKEN;
 	if (token_len > KT_REPLY_MAX)   /* json-c takes int lengths; real tokens are ~1 KB */
@@ -103,22 +100,7 @@ enum kt_reason kt_review_build_request(const char *token, size_t token_len,
 		goto out;
 	spec = NULL;
 
-	text = json_object_to_json_string_length(root,
-	           JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &text_len);
-	if (text == NULL)
-		goto out;
-	*out = malloc(text_len + 1);
-	if (*out != NULL) {
-		memcpy(*out, text, text_len + 1);
-		*out_len = text_len;
-		r = KT_R_OK;
-	}
-	/*
-	 * The serialised text lives in root's own print buffer: zero it. json-c's other
-	 * copies (earlier print-buffer sizes left behind by realloc) are released unzeroed:
-	 * unavoidable with json-c's public API.
-	 */
-	explicit_bzero((char *)(uintptr_t)text, text_len);
+	r = kt_json_serialise_secret(root, out);
 	goto out;
 out_v:
 	json_object_put(v);

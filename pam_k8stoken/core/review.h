@@ -6,6 +6,7 @@
 
 #include "identity.h"
 #include "reason.h"
+#include "secure.h"
 
 #define KT_REPLY_MAX      (64 * 1024)  /* bytes; the transfer is cut beyond this */
 #define KT_REPLY_MAX_DEPTH 16          /* json nesting accepted in a reply */
@@ -14,11 +15,11 @@
 /*
  * Builds {"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview",
  *         "spec":{"token":TOKEN,"audiences":[...]}} with json-c.
- * *out is malloc'ed, NUL-terminated; release it with kt_free_secret(*out, *out_len).
+ * *out holds it, NUL-terminated (release it with kt_secret_free).
  */
 enum kt_reason kt_review_build_request(const char *token, size_t token_len,
                                        char *const *audiences, size_t n_audiences,
-                                       char **out, size_t *out_len);
+                                       struct kt_secret *out);
 
 /*
  * Validates a reply body (HTTP status and content type are checked by the caller).

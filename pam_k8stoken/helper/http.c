@@ -1,17 +1,14 @@
 #include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "breaker.h"
 #include "http.h"
 #include "io.h"
+#include "private_file.h"
 #include "review.h"
 #include "secure.h"
 #include "trusted_owner.h"
@@ -20,94 +17,60 @@
 #define USER_AGENT "pam_k8stoken/" KT_VERSION
 
 struct reply {
-	char *buf;
-	size_t len;
+	struct kt_secret body;
 	int too_large;
 	int content_type_json;
 };
 
-/* Opens a secret file the way sshd treats host keys: no symlink, root's, no group/other bits. */
-static int open_private_file(const char *path, char *detail, size_t dlen, struct stat *st)
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+/* How a refused credential file is reported (the reviewer_credential detail). */
+static const struct kt_file_words credential_words[KT_FILE__COUNT] = {
+	[KT_FILE_LINK]  = { NULL, " is a symbolic link", KT_DETAIL_NONE },
+	[KT_FILE_OPEN]  = { NULL, " cannot be opened", KT_DETAIL_NONE },
+	[KT_FILE_TYPE]  = { NULL, " is not a regular file", KT_DETAIL_NONE },
+	[KT_FILE_OWNER] = { NULL, " is not owned by root", KT_DETAIL_NONE },
+	[KT_FILE_MODE]  = { NULL, " is accessible by group or others (want 0600)", KT_DETAIL_NONE },
+	[KT_FILE_SIZE]  = { NULL, " is larger than 64 KiB", KT_DETAIL_NONE },
+	[KT_FILE_READ]  = { NULL, " cannot be read", KT_DETAIL_NONE },
+};
 
-	if (fd < 0) {
-		kt_escapef(detail, dlen, errno == ELOOP ? "%s is a symbolic link" : "%s cannot be opened", path);
-		return -1;
-	}
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		kt_escapef(detail, dlen, "%s is not a regular file", path);
-	} else if (st->st_uid != KT_TRUSTED_UID) {
-		kt_escapef(detail, dlen, "%s is not owned by root", path);
-	} else if ((st->st_mode & 077) != 0) {
-		kt_escapef(detail, dlen, "%s is accessible by group or others (want 0600)", path);
-	} else if (st->st_size > CREDENTIAL_MAX) {
-		kt_escapef(detail, dlen, "%s is larger than 64 KiB", path);
-	} else {
-		return fd;
-	}
-	close(fd);
-	return -1;
-}
+/* A secret file the way sshd treats host keys: no symlink, root's, no group/other bits. */
+static const struct kt_file_policy credential_policy = {
+	.owner_rule = KT_OWNER_UID, .owner = KT_TRUSTED_UID, .forbidden = 077,
+	.max_size = CREDENTIAL_MAX, .allow_empty = true, .words = credential_words,
+};
 
-enum kt_reason kt_http_load_credential(const struct kt_config *cfg, char **out,
+enum kt_reason kt_http_load_credential(const struct kt_config *cfg, struct kt_secret *out,
                                        char *detail, size_t detail_len)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	ssize_t n;
-	enum kt_reason rc = KT_R_REVIEWER_CREDENTIAL;
-	int fd;
+	const char *path = cfg->reviewer_token_file;
+	enum kt_file_fault f;
 
-	*out = NULL;
-	if (cfg->reviewer_token_file == NULL) {
-		fd = open_private_file(cfg->client_key_file, detail, detail_len, &st);
-		if (fd < 0)
-			return KT_R_REVIEWER_CREDENTIAL;
-		close(fd);
-		return KT_R_OK;
+	*out = (struct kt_secret){ 0 };
+	if (path == NULL) {   /* a client certificate: libcurl reads the key file itself */
+		f = kt_read_private_file(cfg->client_key_file, &credential_policy, NULL, detail,
+		                         detail_len);
+		return f == KT_FILE_OK ? KT_R_OK : KT_R_REVIEWER_CREDENTIAL;
 	}
-	fd = open_private_file(cfg->reviewer_token_file, detail, detail_len, &st);
-	if (fd < 0)
-		return KT_R_REVIEWER_CREDENTIAL;
-	buf = malloc(CREDENTIAL_MAX + 2);
-	if (buf == NULL) {
-		rc = KT_R_NOMEM;
-		goto out;
+	f = kt_read_private_file(path, &credential_policy, out, detail, detail_len);
+	if (f != KT_FILE_OK)
+		return f == KT_FILE_NOMEM ? KT_R_NOMEM : KT_R_REVIEWER_CREDENTIAL;
+	if (out->len > 0 && out->p[out->len - 1] == '\n')
+		out->p[--out->len] = '\0';
+	if (out->len == 0) {
+		kt_escapef(detail, detail_len, "%s is empty", path);
+		goto refused;
 	}
-	n = kt_read_all(fd, buf, CREDENTIAL_MAX + 1);
-	if (n < 0) {
-		kt_escapef(detail, detail_len, "%s cannot be read", cfg->reviewer_token_file);
-		goto out;
-	}
-	len = (size_t)n;
-	if (len > CREDENTIAL_MAX) {   /* grown since fstat */
-		kt_escapef(detail, detail_len, "%s is larger than 64 KiB", cfg->reviewer_token_file);
-		goto out;
-	}
-	if (len > 0 && buf[len - 1] == '\n')
-		len--;
-	if (len == 0) {
-		kt_escapef(detail, detail_len, "%s is empty", cfg->reviewer_token_file);
-		goto out;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)buf[i] < 0x21 || (unsigned char)buf[i] > 0x7e) {
+	for (size_t i = 0; i < out->len; i++) {
+		if ((unsigned char)out->p[i] < 0x21 || (unsigned char)out->p[i] > 0x7e) {
 			kt_escapef(detail, detail_len,
-			           "%s holds a character not allowed in a bearer token",
-			           cfg->reviewer_token_file);
-			goto out;
+			           "%s holds a character not allowed in a bearer token", path);
+			goto refused;
 		}
 	}
-	buf[len] = '\0';
-	*out = buf;
-	buf = NULL;
-	rc = KT_R_OK;
-out:
-	kt_free_secret(buf, CREDENTIAL_MAX + 2);
-	close(fd);
-	return rc;
+	return KT_R_OK;
+refused:
+	kt_secret_free(out);
+	return KT_R_REVIEWER_CREDENTIAL;
 }
 
 /* Caps the body while reading: CURLOPT_MAXFILESIZE does not stop a chunked reply. */
@@ -116,12 +79,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	struct reply *r = userp;
 	size_t n = size * nmemb;
 
-	if (r->len + n > KT_REPLY_MAX) {
+	if (kt_secret_append(&r->body, data, n) < 0) {   /* beyond KT_REPLY_MAX */
 		r->too_large = 1;
 		return 0;
 	}
-	memcpy(r->buf + r->len, data, n);
-	r->len += n;
 	return n;
 }
 
@@ -220,7 +181,7 @@ static void attempt(const struct kt_config *cfg, const char *server, const char 
 
 	res->http_status = 0;
 	res->detail[0] = '\0';
-	rep->len = 0;
+	kt_secret_reset(&rep->body);
 	rep->too_large = 0;
 	/* a server in its backoff is skipped at once (docs/design.md §6.4) */
 	if (!kt_breaker_admit(breaker_cache(cfg), server, &probe_fd)) {
@@ -289,19 +250,20 @@ void kt_http_review(const struct kt_config *cfg, int only, const char *bearer,
 	             body_len, kt_clock_ms(CLOCK_MONOTONIC) + (long long)cfg->timeout * 1000, res);
 }
 
-/* The Authorization header line for bearer, or NULL (also when bearer is NULL). */
-static char *bearer_line(const char *bearer, size_t *len)
+int kt_http_bearer_header(const char *bearer, struct kt_secret *out)
 {
-	char *line;
+	static const char name[] = "Authorization: Bearer ";
+	size_t n;
 
-	*len = 0;
+	*out = (struct kt_secret){ 0 };
 	if (bearer == NULL)
-		return NULL;
-	*len = strlen(bearer) + sizeof("Authorization: Bearer ");
-	line = malloc(*len);
-	if (line != NULL)
-		snprintf(line, *len, "Authorization: Bearer %s", bearer);
-	return line;
+		return 0;
+	n = strlen(bearer);
+	if (kt_secret_alloc(out, sizeof(name) + n) < 0)
+		return -1;
+	kt_secret_append(out, name, sizeof(name) - 1);
+	kt_secret_append(out, bearer, n);
+	return 0;
 }
 
 void kt_http_post(const struct kt_config *cfg, int only, const char *bearer, const char *path,
@@ -309,14 +271,13 @@ void kt_http_post(const struct kt_config *cfg, int only, const char *bearer, con
                   struct kt_helper_result *res)
 {
 	struct reply rep = { 0 };
-	size_t header_len = 0;
-	char *bearer_header = bearer_line(bearer, &header_len);
+	struct kt_secret header;
+	int header_failed = kt_http_bearer_header(bearer, &header);
 
 	memset(res, 0, sizeof(*res));
 	res->reason = KT_R_TIMEOUT;
 	snprintf(res->detail, sizeof(res->detail), "no time left for %s", path);
-	rep.buf = malloc(KT_REPLY_MAX);
-	if (rep.buf == NULL || (bearer != NULL && bearer_header == NULL)) {
+	if (kt_secret_alloc(&rep.body, KT_REPLY_MAX + 1) < 0 || header_failed) {
 		res->reason = KT_R_NOMEM;
 		goto out;
 	}
@@ -330,16 +291,13 @@ void kt_http_post(const struct kt_config *cfg, int only, const char *bearer, con
 			break;
 		}
 		res->server_index = (unsigned)i;
-		attempt(cfg, cfg->servers[i], path, bearer_header, body, body_len, (long)left, &rep, res);
+		attempt(cfg, cfg->servers[i], path, header.p, body, body_len, (long)left, &rep, res);
 		if (res->reason == KT_R_OK || res->reason == KT_R_NOMEM)
 			break;
 	}
-	if (res->reason == KT_R_OK) {
-		res->body = rep.buf;
-		res->body_len = rep.len;
-		rep.buf = NULL;
-	}
+	if (res->reason == KT_R_OK)
+		res->body = kt_secret_take(&rep.body);
 out:
-	kt_free_secret(rep.buf, KT_REPLY_MAX);
-	kt_free_secret(bearer_header, header_len);
+	kt_secret_free(&rep.body);
+	kt_secret_free(&header);
 }

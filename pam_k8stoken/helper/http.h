@@ -12,11 +12,14 @@
 /*
  * Reads the reviewer credential named by cfg (bearer token file: regular, root-owned,
  * no group/other access, <= 64 KiB, one optional trailing newline, bytes 0x21..0x7e).
- * *out is the token (free with kt_free_secret_str), or NULL when cfg uses a client
- * certificate (whose key file passes the same ownership checks).
+ * *out is the token (release it with kt_secret_free), or empty (out->p NULL) when cfg uses
+ * a client certificate (whose key file passes the same ownership checks).
  */
-enum kt_reason kt_http_load_credential(const struct kt_config *cfg, char **out,
+enum kt_reason kt_http_load_credential(const struct kt_config *cfg, struct kt_secret *out,
                                        char *detail, size_t detail_len);
+
+/* "Authorization: Bearer TOKEN" for bearer into *out (empty for NULL). 0, or -1 out of memory. */
+int kt_http_bearer_header(const char *bearer, struct kt_secret *out);
 
 /*
  * A libcurl handle with the helper's transport rules: https only, the cluster CA alone

@@ -199,22 +199,17 @@ void kt_jwks_fetch(const struct kt_config *cfg, const char *bearer, struct kt_he
 {
 	long long deadline = kt_clock_ms(CLOCK_MONOTONIC) + (long long)cfg->timeout * 1000;
 	struct kt_cache c = { .dirfd = -1 };
-	char *bearer_header = NULL, err[160];
-	size_t header_len = 0;
+	struct kt_secret header = { 0 };
+	char err[160];
 
 	memset(res, 0, sizeof(*res));
 	if (kt_cache_open(&c, cfg->cache_dir, KT_TRUSTED_UID, err, sizeof(err)) < 0) {
 		set_detail(res, KT_R_SYSTEM, "%s", err);
 		return;
 	}
-	if (bearer != NULL) {
-		header_len = strlen(bearer) + sizeof("Authorization: Bearer ");
-		bearer_header = malloc(header_len);
-		if (bearer_header == NULL) {
-			set_detail(res, KT_R_NOMEM, "out of memory");
-			goto out;
-		}
-		snprintf(bearer_header, header_len, "Authorization: Bearer %s", bearer);
+	if (kt_http_bearer_header(bearer, &header) < 0) {
+		set_detail(res, KT_R_NOMEM, "out of memory");
+		goto out;
 	}
 	set_detail(res, KT_R_CIRCUIT_OPEN, "every server is in its backoff");
 	for (size_t i = 0; i < cfg->n_servers; i++) {
@@ -226,13 +221,13 @@ void kt_jwks_fetch(const struct kt_config *cfg, const char *bearer, struct kt_he
 		}
 		if (!kt_breaker_admit(&c, cfg->servers[i], &probe_fd))
 			continue;
-		from_server(cfg, &c, cfg->servers[i], bearer_header, deadline, res);
+		from_server(cfg, &c, cfg->servers[i], header.p, deadline, res);
 		kt_breaker_record(&c, cfg->servers[i], res->reason, res->http_status, 0, probe_fd);
 		res->server_index = (unsigned)i;
 		if (res->reason == KT_R_OK || res->reason == KT_R_NOMEM)
 			break;
 	}
 out:
-	kt_free_secret(bearer_header, header_len);
+	kt_secret_free(&header);
 	kt_cache_close(&c);
 }

@@ -48,7 +48,7 @@ static int emit(const struct kt_helper_result *r)
 	char header[KT_PROTO_HEADER_MAX];
 	size_t n = kt_proto_format_header(r, header, sizeof(header));
 
-	if (n == 0 || kt_write_all(1, header, n) < 0 || kt_write_all(1, r->body, r->body_len) < 0 ||
+	if (n == 0 || kt_write_all(1, header, n) < 0 || kt_write_all(1, r->body.p, r->body.len) < 0 ||
 	    kt_write_all(1, "end\n", 4) < 0)
 		return 1;
 	return 0;
@@ -144,34 +144,31 @@ static void forward_status_only(const struct kt_config *cfg, struct kt_helper_re
 	json_object *reply = NULL, *minimal = NULL;
 	const char *text;
 	size_t text_len = 0;
-	char *body = NULL;
+	struct kt_secret body = { 0 };
 	enum kt_reason verdict;
 
-	verdict = kt_review_parse_reply(res->body, res->body_len, cfg->audiences, cfg->n_audiences,
+	verdict = kt_review_parse_reply(res->body.p, res->body.len, cfg->audiences, cfg->n_audiences,
 	                                &id, NULL);
 	kt_identity_free(&id);
 	if (verdict == KT_R_OK || verdict == KT_R_UNAUTHENTICATED || verdict == KT_R_AUDIENCE ||
 	    verdict == KT_R_NOT_SERVICEACCOUNT || verdict == KT_R_BAD_IDENTITY) {
 		verdict = KT_R_NOMEM;   /* the body passed kt_review_parse_reply: only memory can fail */
-		if (kt_json_parse_object(res->body, res->body_len, KT_REPLY_MAX_DEPTH, &reply) == KT_R_OK) {
+		if (kt_json_parse_object(res->body.p, res->body.len, KT_REPLY_MAX_DEPTH, &reply) == KT_R_OK) {
 			kt_json_scrub_echoed_token(reply);
 			minimal = status_only(reply);
 		}
 		text = minimal != NULL ? json_object_to_json_string_length(minimal,
 		           JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &text_len) : NULL;
-		if (text != NULL && text_len <= KT_REPLY_MAX && (body = malloc(text_len + 1)) != NULL) {
-			memcpy(body, text, text_len + 1);
+		if (text != NULL && text_len <= KT_REPLY_MAX &&
+		    kt_secret_dup(&body, text, text_len) == 0)
 			verdict = KT_R_OK;
-		}
 		json_object_put(minimal);
 		json_object_put(reply);
 	}
 	kt_helper_result_free(res);
 	res->reason = verdict;
-	if (verdict == KT_R_OK) {
+	if (verdict == KT_R_OK)
 		res->body = body;
-		res->body_len = text_len;
-	}
 }
 
 /* What the module asked for besides the TokenReview (trailing arguments, docs/design.md §10). */
@@ -209,15 +206,16 @@ static void access_failed(struct kt_helper_result *res, const struct kt_helper_r
 
 /* Sends request (a (Self)SubjectAccessReview) and validates the reply into sar->reason. */
 static void send_access_review(const struct kt_config *cfg, int only, const char *bearer,
-                               const char *path, const char *request, size_t request_len,
+                               const char *path, const struct kt_secret *request,
                                long long deadline, struct kt_helper_result *sar)
 {
 	char reason[KT_ACCESS_REASON_MAX + 1] = "";
 
-	kt_http_post(cfg, only, bearer, path, request, request_len, deadline, sar);
+	kt_http_post(cfg, only, bearer, path, request->p, request->len, deadline, sar);
 	if (sar->reason != KT_R_OK)
 		return;
-	sar->reason = kt_access_parse_reply(sar->body, sar->body_len, request, request_len, reason);
+	sar->reason = kt_access_parse_reply(sar->body.p, sar->body.len, request->p, request->len,
+	                                    reason);
 	kt_helper_result_free(sar);
 	if (sar->reason == KT_R_ACCESS_DENIED)
 		snprintf(sar->detail, sizeof(sar->detail), "%s", reason);
@@ -232,7 +230,7 @@ static void send_access_review(const struct kt_config *cfg, int only, const char
  * failure without it. Only ok may be cached by the module.
  */
 static void review_access(const struct kt_config *cfg, int only, const char *bearer,
-                          const char *user, const char *request, size_t request_len,
+                          const char *user, const struct kt_secret *request,
                           long long deadline, struct kt_helper_result *res)
 {
 	struct kt_helper_result sar;
@@ -240,7 +238,7 @@ static void review_access(const struct kt_config *cfg, int only, const char *bea
 	unsigned line = 0;
 	enum kt_reason r;
 
-	r = kt_review_parse_reply(res->body, res->body_len, cfg->audiences, cfg->n_audiences,
+	r = kt_review_parse_reply(res->body.p, res->body.len, cfg->audiences, cfg->n_audiences,
 	                          &id, NULL);
 	if (r == KT_R_OK)   /* a login the local rules refuse costs no request */
 		r = kt_rules_decide(cfg->rules, cfg->n_rules, &id, user, &line);
@@ -251,7 +249,7 @@ static void review_access(const struct kt_config *cfg, int only, const char *bea
 		res->reason = r;
 		return;
 	}
-	send_access_review(cfg, only, bearer, KT_SAR_PATH, request, request_len, deadline, &sar);
+	send_access_review(cfg, only, bearer, KT_SAR_PATH, request, deadline, &sar);
 	if (sar.reason == KT_R_ACCESS_DENIED) {
 		res->reason = KT_R_ACCESS_DENIED;
 		res->http_status = sar.http_status;
@@ -266,32 +264,25 @@ static void review_access(const struct kt_config *cfg, int only, const char *bea
 static void access_selftest(const struct kt_config *cfg, int only, const char *bearer,
                             long long deadline, struct kt_helper_result *res)
 {
-	char *request = NULL;
-	size_t request_len = 0;
+	struct kt_secret request;
 
 	memset(res, 0, sizeof(*res));
-	res->reason = kt_access_build_self_request(&request, &request_len);
+	res->reason = kt_access_build_self_request(&request);
 	if (res->reason == KT_R_OK)
-		send_access_review(cfg, only, bearer, KT_SSAR_PATH, request, request_len, deadline, res);
-	kt_free_secret(request, request_len);
+		send_access_review(cfg, only, bearer, KT_SSAR_PATH, &request, deadline, res);
+	kt_secret_free(&request);
 }
 
-/* Reads the whole token from stdin; more than max bytes is refused. */
-static char *read_token(size_t max, size_t *len)
+/* Reads the whole token from stdin; more than max bytes is refused. 0, or -1 (token empty). */
+static int read_token(size_t max, struct kt_secret *token)
 {
-	char *buf = malloc(max + 1);
-	ssize_t n;
-
-	if (buf == NULL)
-		return NULL;
-	n = kt_read_all(0, buf, max + 1);
-	if (n < 0 || (size_t)n > max) {
-		kt_free_secret(buf, max + 1);
-		return NULL;
+	if (kt_secret_alloc(token, max + 2) < 0)
+		return -1;
+	if (kt_secret_read(token, 0) < 0 || token->len > max) {
+		kt_secret_free(token);
+		return -1;
 	}
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -299,8 +290,7 @@ int main(int argc, char **argv)
 	struct kt_config cfg;
 	struct kt_helper_result res = { .reason = KT_R_HELPER };
 	char err[512];
-	char *token = NULL, *bearer = NULL, *request = NULL, *sar_request = NULL;
-	size_t token_len = 0, request_len = 0, token_cap = 0, sar_request_len = 0;
+	struct kt_secret token = { 0 }, bearer = { 0 }, request = { 0 }, sar_request = { 0 };
 	int only = -1, rc;
 	struct access_request ar = { 0 };
 	struct kt_access_attrs attrs;
@@ -350,9 +340,7 @@ int main(int argc, char **argv)
 		res.reason = KT_R_CONFIG;
 		goto out;
 	}
-	token_cap = cfg.max_token_size + 1;
-	token = read_token(cfg.max_token_size, &token_len);
-	if (token == NULL) {
+	if (read_token(cfg.max_token_size, &token) < 0) {
 		res.reason = KT_R_TOKEN_TOO_LONG;
 		goto out;
 	}
@@ -363,44 +351,43 @@ int main(int argc, char **argv)
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 			res.reason = KT_R_SYSTEM;
 		else
-			kt_jwks_fetch(&cfg, bearer, &res);
+			kt_jwks_fetch(&cfg, bearer.p, &res);
 		goto out;
 	}
 	if (ar.selftest) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 			res.reason = KT_R_SYSTEM;
 		else
-			access_selftest(&cfg, only, bearer, deadline, &res);
+			access_selftest(&cfg, only, bearer.p, deadline, &res);
 		goto out;
 	}
-	res.reason = kt_review_build_request(token, token_len, cfg.audiences, cfg.n_audiences,
-	                                     &request, &request_len);
+	res.reason = kt_review_build_request(token.p, token.len, cfg.audiences, cfg.n_audiences,
+	                                     &request);
 	if (res.reason != KT_R_OK)
 		goto out;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		res.reason = KT_R_SYSTEM;
 		goto out;
 	}
-	kt_http_review(&cfg, only, bearer, request, request_len, &res);
+	kt_http_review(&cfg, only, bearer.p, request.p, request.len, &res);
 	/* from the reply as received: spec.extra exactly as the TokenReview gave it */
 	if (res.reason == KT_R_OK && ar.user != NULL)
-		sar_rc = kt_access_build_request(res.body, res.body_len, &attrs, &sar_request,
-		                                 &sar_request_len);
+		sar_rc = kt_access_build_request(res.body.p, res.body.len, &attrs, &sar_request);
 	if (res.reason == KT_R_OK)
 		forward_status_only(&cfg, &res);
 	if (res.reason == KT_R_OK && ar.user != NULL && sar_rc != KT_R_OK) {
 		kt_helper_result_free(&res);
 		res.reason = sar_rc;
 	} else if (res.reason == KT_R_OK && ar.user != NULL) {
-		review_access(&cfg, only, bearer, ar.user, sar_request, sar_request_len, deadline, &res);
+		review_access(&cfg, only, bearer.p, ar.user, &sar_request, deadline, &res);
 	}
 out:
 	rc = emit(&res);
 	kt_helper_result_free(&res);
-	kt_free_secret(request, request_len);
-	kt_free_secret(sar_request, sar_request_len);
-	kt_free_secret_str(bearer);
-	kt_free_secret(token, token_cap);
+	kt_secret_free(&request);
+	kt_secret_free(&sar_request);
+	kt_secret_free(&bearer);
+	kt_secret_free(&token);
 	kt_config_free(&cfg);
 	return rc;
 usage:

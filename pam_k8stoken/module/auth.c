@@ -42,16 +42,15 @@ static int pam_code(enum kt_reason r, bool ignore_non_token)
 /*
  * Gets the token: the previous module's PAM_AUTHTOK with use_first_pass/try_first_pass,
  * else the prompt, in parts when needed. The token is never stored as PAM_AUTHTOK by
- * this module. *owned (*owned_len bytes + NUL) is what the caller must zero and free.
+ * this module. *owned is what the caller must release (kt_secret_free).
  */
 static int get_token(pam_handle_t *pamh, const struct kt_config *cfg, const char **token,
-                     char **owned, size_t *owned_len)
+                     struct kt_secret *owned)
 {
 	const void *item = NULL;
 	int rc;
 
-	*owned = NULL;
-	*owned_len = 0;
+	*owned = (struct kt_secret){ 0 };
 	*token = NULL;
 	if (cfg->use_first_pass || cfg->try_first_pass) {
 		rc = pam_get_item(pamh, PAM_AUTHTOK, &item);
@@ -62,10 +61,10 @@ static int get_token(pam_handle_t *pamh, const struct kt_config *cfg, const char
 		if (cfg->use_first_pass)
 			return PAM_AUTH_ERR;
 	}
-	rc = kt_prompt_token(pamh, cfg, owned, owned_len);
+	rc = kt_prompt_token(pamh, cfg, owned);
 	if (rc == PAM_CONV_AGAIN)
 		return PAM_INCOMPLETE;
-	*token = *owned;
+	*token = owned->p;
 	return rc;
 }
 
@@ -220,9 +219,8 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	struct kt_decision d;
 	const char *conf_path = NULL, *user = NULL, *token = NULL;
 	const void *rhost = NULL, *service = NULL;
-	char *owned = NULL, err[512], line[1024],
-	     esc[4 * sizeof(d.local.warning)];
-	size_t owned_len = 0;
+	struct kt_secret owned = { 0 };
+	char err[512], line[1024], esc[4 * sizeof(d.local.warning)];
 	int rc;
 
 	(void)flags;
@@ -241,7 +239,7 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 		rc = rc == PAM_CONV_AGAIN ? PAM_INCOMPLETE : PAM_USER_UNKNOWN;
 		goto out;
 	}
-	rc = get_token(pamh, &cfg, &token, &owned, &owned_len);
+	rc = get_token(pamh, &cfg, &token, &owned);
 	if (rc != PAM_SUCCESS) {
 		pam_syslog(pamh, LOG_NOTICE, "no token: %s", pam_strerror(pamh, rc));
 		goto out;
@@ -279,7 +277,7 @@ int kt_auth_authenticate(pam_handle_t *pamh, int flags, int argc, const char **a
 	kt_logline_format(&d, user, rhost, line, sizeof(line));
 	pam_syslog(pamh, kt_reason_log_priority(d.reason), "%s", line);
 out:
-	kt_free_secret(owned, owned_len + 1);
+	kt_secret_free(&owned);
 	kt_decision_free(&d);
 	kt_config_free(&cfg);
 	scrub_token_traces();

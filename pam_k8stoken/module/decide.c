@@ -44,7 +44,7 @@ static enum kt_reason stopped_with_identity(const struct kt_config *cfg,
                                             const struct kt_helper_result *res,
                                             struct kt_decision *d)
 {
-	enum kt_reason rc = kt_review_parse_reply(res->body, res->body_len, cfg->audiences,
+	enum kt_reason rc = kt_review_parse_reply(res->body.p, res->body.len, cfg->audiences,
 	                                          cfg->n_audiences, &d->id, NULL);
 
 	return rc == KT_R_OK ? res->reason : rc;
@@ -77,12 +77,12 @@ static enum kt_reason review(const struct kt_config *cfg, const char *conf_path,
 		d->server = cfg->servers[res.server_index];
 	snprintf(d->detail, sizeof(d->detail), "%s", res.detail);
 	if (rc != KT_R_OK && d->access_wanted && kt_access_reason_has_identity(rc) &&
-	    res.body_len > 0)
+	    res.body.len > 0)
 		rc = stopped_with_identity(cfg, &res, d);
 	if (rc == KT_R_OK) {
 		char server_error[KT_SERVER_ERROR_MAX + 1] = "";
 
-		rc = kt_review_parse_reply(res.body, res.body_len, cfg->audiences, cfg->n_audiences,
+		rc = kt_review_parse_reply(res.body.p, res.body.len, cfg->audiences, cfg->n_audiences,
 		                           &d->id, server_error);
 		if (rc == KT_R_UNAUTHENTICATED) {
 			/* escaped by the parser; the decision holds the text (the log escapes it) */

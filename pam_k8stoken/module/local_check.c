@@ -1,5 +1,4 @@
 /* Keys at hand, local verification, offline grace: the module's side (local_check.h). */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include "jwks.h"
 #include "local_check.h"
 #include "offline.h"
+#include "private_file.h"
 #include "secure.h"
 #include "spawn.h"
 #include "trusted_owner.h"
@@ -30,34 +30,33 @@ struct keys {
 	long long age_ms;
 };
 
+/* One message for every refusal: the file's checks are named together in it. */
+static const struct kt_file_words jwks_file_words[KT_FILE__COUNT] = {
+	[KT_FILE_OPEN]  = { "jwks_file ", " cannot be opened", KT_DETAIL_ERRNO },
+	[KT_FILE_TYPE]  = { "jwks_file ", " must be a root-owned regular file, not writable by "
+	                    "group or others, at most", KT_DETAIL_MAX },
+	[KT_FILE_READ]  = { "jwks_file ", " cannot be read", KT_DETAIL_NONE },
+	[KT_FILE_NOMEM] = { "jwks_file ", " cannot be read", KT_DETAIL_NONE },
+};
+
+static const struct kt_file_policy jwks_file_policy = {
+	.owner_rule = KT_OWNER_UID, .owner = KT_TRUSTED_UID, .forbidden = S_IWGRP | S_IWOTH,
+	.max_size = KT_JWKS_MAX, .words = jwks_file_words,
+};
+
 /* jwks_file: root's, not writable by group or others, at most KT_JWKS_MAX; its age is its mtime's. */
 static bool keys_from_file(const struct kt_config *cfg, const char *kid, struct keys *k,
                            char *why, size_t whylen)
 {
-	char *buf = NULL, perr[160];
+	struct kt_secret doc;
+	char perr[160];
 	struct stat st;
-	ssize_t n = -1;
-	int fd = open(cfg->jwks_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	bool ok = false;
 
-	if (fd < 0) {
-		snprintf(why, whylen, "jwks_file %s cannot be opened: %s", cfg->jwks_file, strerror(errno));
+	if (kt_read_private_file_at(AT_FDCWD, cfg->jwks_file, &jwks_file_policy, &doc, &st, why,
+	                            whylen) != KT_FILE_OK)
 		return false;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != KT_TRUSTED_UID ||
-	    (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || st.st_size > KT_JWKS_MAX) {
-		snprintf(why, whylen, "jwks_file %s must be a root-owned regular file, not writable by "
-		     "group or others, at most %d bytes", cfg->jwks_file, KT_JWKS_MAX);
-		goto out;
-	}
-	buf = malloc(KT_JWKS_MAX + 1);
-	if (buf != NULL)
-		n = kt_read_all(fd, buf, KT_JWKS_MAX + 1);
-	if (n <= 0 || n > KT_JWKS_MAX) {
-		snprintf(why, whylen, "jwks_file %s cannot be read", cfg->jwks_file);
-		goto out;
-	}
-	if (kt_jwks_parse(buf, (size_t)n, kid, &k->set, perr, sizeof(perr)) != KT_R_OK) {
+	if (kt_jwks_parse(doc.p, doc.len, kid, &k->set, perr, sizeof(perr)) != KT_R_OK) {
 		snprintf(why, whylen, "jwks_file %s refused: %s", cfg->jwks_file, perr);
 		goto out;
 	}
@@ -66,8 +65,7 @@ static bool keys_from_file(const struct kt_config *cfg, const char *kid, struct 
 	k->age_ms = ((long long)time(NULL) - (long long)st.st_mtime) * 1000;
 	ok = true;
 out:
-	free(buf);
-	close(fd);
+	kt_secret_free(&doc);
 	return ok;
 }
 

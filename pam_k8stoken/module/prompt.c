@@ -1,6 +1,5 @@
 #include <security/pam_ext.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "prompt.h"
@@ -13,33 +12,22 @@ static int cut_by_client(size_t len)
 	return len == 1023 || len == 511;
 }
 
-/* Appends answer to *buf, keeping at most cap bytes (the joined text may exceed max by one). */
-static int append(char **buf, size_t *len, const char *answer, size_t cap)
+/* Appends what of answer fits in buf (the joined text may exceed max by one byte). */
+static void append(struct kt_secret *buf, const char *answer)
 {
-	size_t n = strlen(answer), keep = n > cap - *len ? cap - *len : n;
-	char *grown = malloc(*len + keep + 1);
+	size_t n = strlen(answer), room = buf->cap - 1 - buf->len;
 
-	if (grown == NULL)
-		return -1;
-	memcpy(grown, *buf, *len);
-	memcpy(grown + *len, answer, keep);
-	grown[*len + keep] = '\0';
-	kt_free_secret(*buf, *len + 1);
-	*buf = grown;
-	*len += keep;
-	return 0;
+	kt_secret_append(buf, answer, n > room ? room : n);
 }
 
-int kt_prompt_token(pam_handle_t *pamh, const struct kt_config *cfg, char **token, size_t *len)
+int kt_prompt_token(pam_handle_t *pamh, const struct kt_config *cfg, struct kt_secret *token)
 {
 	/* one byte over the limit is kept, so that the size check still sees "too long" */
-	size_t cap = cfg->max_token_size + 1, first_len = 0;
-	char *buf = calloc(1, 1), *answer = NULL;
+	size_t max = cfg->max_token_size + 1, first_len = 0;
+	char *answer = NULL;
 	int rc = PAM_SUCCESS;
 
-	*token = NULL;
-	*len = 0;
-	if (buf == NULL)
+	if (kt_secret_alloc(token, max + 1) < 0)
 		return PAM_BUF_ERR;
 	for (unsigned part = 1;; part++) {
 		if (part == 1)
@@ -54,23 +42,17 @@ int kt_prompt_token(pam_handle_t *pamh, const struct kt_config *cfg, char **toke
 			break;
 		if (answer == NULL || answer[0] == '\0')
 			break;
-		if (append(&buf, len, answer, cap) < 0) {
-			rc = PAM_BUF_ERR;
-			break;
-		}
+		append(token, answer);
 		kt_free_secret_str(answer);
 		answer = NULL;
 		if (part == 1)
-			first_len = *len;
-		if (*len >= cap || part == KT_MAX_PARTS || kt_token_shape(buf, *len) != KT_SHAPE_PARTIAL)
+			first_len = token->len;
+		if (token->len >= max || part == KT_MAX_PARTS ||
+		    kt_token_shape(token->p, token->len) != KT_SHAPE_PARTIAL)
 			break;
 	}
 	kt_free_secret_str(answer);
-	if (rc != PAM_SUCCESS) {
-		kt_free_secret(buf, *len + 1);
-		*len = 0;
-		return rc;
-	}
-	*token = buf;
-	return PAM_SUCCESS;
+	if (rc != PAM_SUCCESS)
+		kt_secret_free(token);
+	return rc;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "secure.h"
 
 /* The prompt for part n >= 2; it always contains "(part N)", which k8stoken-askpass keys on. */
 #define KT_PART_PROMPT "Kubernetes token (part %u): "
@@ -18,10 +19,10 @@
  * token is complete, an answer is empty, max_token_size is passed, or KT_MAX_PARTS
  * answers were given (each part is a round trip; a client must not keep us busy). When the first
  * answer has exactly the length at which a known client cuts answers (1023: OpenSSH,
- * 511: sudo) the part-2 prompt says so. *token is malloc'ed, NUL-terminated (free with
- * kt_free_secret(*token, *len + 1)); an empty or NULL first answer gives "".
- * Returns a PAM code: PAM_SUCCESS, PAM_BUF_ERR, or the conversation's failure.
+ * 511: sudo) the part-2 prompt says so. *token holds the joined answers, NUL-terminated
+ * (release it with kt_secret_free); an empty or NULL first answer gives "".
+ * Returns a PAM code: PAM_SUCCESS, PAM_BUF_ERR, or the conversation's failure (*token empty).
  */
-int kt_prompt_token(pam_handle_t *pamh, const struct kt_config *cfg, char **token, size_t *len);
+int kt_prompt_token(pam_handle_t *pamh, const struct kt_config *cfg, struct kt_secret *token);
 
 #endif

@@ -104,23 +104,22 @@ static int send_token(int fd, const char *token, size_t len, long long deadline)
 }
 
 /* Reads until EOF; 0 done, -1 timeout or error, -2 output larger than any valid record. */
-static int read_output(int fd, char *buf, size_t *len, long long deadline)
+static int read_output(int fd, struct kt_secret *out, long long deadline)
 {
-	*len = 0;
 	for (;;) {
 		ssize_t n;
 
 		if (wait_fd(fd, POLLIN, deadline) != 1)
 			return -1;
-		n = recv(fd, buf + *len, OUTPUT_MAX - *len, MSG_DONTWAIT);
+		n = recv(fd, out->p + out->len, OUTPUT_MAX - out->len, MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return -1;
 		if (n == 0)
 			return 0;
-		*len += (size_t)n;
-		if (*len == OUTPUT_MAX)
+		out->len += (size_t)n;
+		if (out->len == OUTPUT_MAX)
 			return -2;
 	}
 }
@@ -165,15 +164,13 @@ enum kt_reason kt_spawn_review_args(const char *helper, const char *conf_path, i
 {
 	long long deadline = kt_clock_ms(CLOCK_MONOTONIC) + deadline_ms;
 	int sv[2] = { -1, -1 }, pidfd = -1, rd, exited;
-	char *out;
-	size_t out_len = 0;
+	struct kt_secret out;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
 	res->reason = KT_R_HELPER;
 	/* allocated first: nothing to close when it fails */
-	out = malloc(OUTPUT_MAX);
-	if (out == NULL)
+	if (kt_secret_alloc(&out, OUTPUT_MAX + 1) < 0)
 		return res->reason = KT_R_NOMEM;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		snprintf(res->detail, sizeof(res->detail), "socketpair: %s", strerror(errno));
@@ -192,7 +189,7 @@ enum kt_reason kt_spawn_review_args(const char *helper, const char *conf_path, i
 	if (send_token(sv[0], token, token_len, deadline) < 0) {
 		rd = -1;
 	} else {
-		rd = read_output(sv[0], out, &out_len, deadline);
+		rd = read_output(sv[0], &out, deadline);
 	}
 	exited = finish_child(pid, pidfd, rd != 0, deadline);
 	if (rd == -1 && kt_clock_ms(CLOCK_MONOTONIC) >= deadline) {
@@ -202,7 +199,7 @@ enum kt_reason kt_spawn_review_args(const char *helper, const char *conf_path, i
 		snprintf(res->detail, sizeof(res->detail), "helper output unreadable");
 	} else if (exited != 0) {
 		snprintf(res->detail, sizeof(res->detail), "helper exited with a failure status");
-	} else if (kt_proto_parse(out, out_len, res) != KT_R_OK) {
+	} else if (kt_proto_parse(out.p, out.len, res) != KT_R_OK) {
 		snprintf(res->detail, sizeof(res->detail), "helper gave an incomplete answer");
 	} else {
 		char escaped[sizeof(res->detail)];
@@ -215,6 +212,6 @@ out:
 		close(pidfd);
 	if (sv[0] >= 0)
 		close(sv[0]);
-	kt_free_secret(out, OUTPUT_MAX);
+	kt_secret_free(&out);
 	return res->reason;
 }

@@ -32,17 +32,16 @@
  * The token is never printed anywhere else, never logged and never put in argv.
  * Exit: 0 answered (possibly with an empty line), 1 not answered.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
 #include "number.h"
+#include "private_file.h"
 #include "secure.h"
 #include "token.h"
 
@@ -212,89 +211,50 @@ static int answer_password_setting(void)
 	return -1;
 }
 
-/* Reads K8STOKEN_FILE into a fresh buffer (secret); *len excludes the terminating NUL. */
-static char *read_token_file(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t have = 0;
-	ssize_t n;
-	int fd;
+/* K8STOKEN_FILE is the user's own choice of file: any owner, and a symbolic link is fine
+ * (kubelet's projected tokens are reached through one). Only its type and size are checked. */
+static const struct kt_file_words token_file_words[KT_FILE__COUNT] = {
+	[KT_FILE_OPEN]    = { "cannot open K8STOKEN_FILE ", "", KT_DETAIL_ERRNO },
+	[KT_FILE_TYPE]    = { "K8STOKEN_FILE ", " is not a regular file", KT_DETAIL_NONE },
+	[KT_FILE_SIZE]    = { "K8STOKEN_FILE ", " is too large for a token", KT_DETAIL_NONE },
+	[KT_FILE_READ]    = { "cannot read K8STOKEN_FILE ", "", KT_DETAIL_ERRNO },
+};
 
-	/* O_NONBLOCK: opening a FIFO must not hang; it is refused below anyway. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		fprintf(stderr, PROG ": cannot open K8STOKEN_FILE %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		fprintf(stderr, PROG ": K8STOKEN_FILE %s is not a regular file\n", path);
-		goto fail;
-	}
-	if (st.st_size > MAX_TOKEN + 2) {
-		fprintf(stderr, PROG ": K8STOKEN_FILE %s is too large for a token\n", path);
-		goto fail;
-	}
-	buf = malloc(MAX_TOKEN + 3);
-	if (buf == NULL) {
-		fail("out of memory");
-		goto fail;
-	}
-	n = kt_read_all(fd, buf, MAX_TOKEN + 3);
-	if (n < 0) {
-		fprintf(stderr, PROG ": cannot read K8STOKEN_FILE %s: %s\n", path, strerror(errno));
-		goto fail;
-	}
-	have = (size_t)n;
-	if (have > MAX_TOKEN + 2) {
-		fprintf(stderr, PROG ": K8STOKEN_FILE %s is too large for a token\n", path);
-		goto fail;
-	}
-	close(fd);
-	buf[have] = '\0';
-	*len = have;
-	return buf;
-fail:
-	kt_free_secret(buf, MAX_TOKEN + 3);
-	close(fd);
-	return NULL;
-}
+static const struct kt_file_policy token_file_policy = {
+	.owner_rule = KT_OWNER_ANY, .max_size = MAX_TOKEN + 2, .follow_symlink = true,
+	.allow_empty = true, .words = token_file_words,
+};
 
-/* The token (secret buffer) from K8STOKEN_FILE or K8STOKEN, checked; NULL after a message. */
-static char *load_token(size_t *len, size_t *cap)
+/* The token (secret) from K8STOKEN_FILE or K8STOKEN, checked; -1 after a message. */
+static int load_token(struct kt_secret *tok)
 {
 	const char *path = getenv("K8STOKEN_FILE");
 	const char *env = getenv("K8STOKEN");
-	char *tok = NULL;
+	char why[512];
 	size_t n;
 
 	if (path != NULL && path[0] != '\0') {
-		tok = read_token_file(path, &n);
-		if (tok == NULL)
-			return NULL;
-		*cap = MAX_TOKEN + 3;
+		enum kt_file_fault f = kt_read_private_file(path, &token_file_policy, tok, why,
+		                                            sizeof(why));
+
+		if (f != KT_FILE_OK)
+			return fail(f == KT_FILE_NOMEM ? "out of memory" : why);
 	} else if (env != NULL && env[0] != '\0') {
-		n = strlen(env);
-		if (n > MAX_TOKEN + 2) {
-			fail("K8STOKEN is too large for a token");
-			return NULL;
-		}
-		tok = strdup(env);
-		if (tok == NULL) {
-			fail("out of memory");
-			return NULL;
-		}
-		*cap = n + 1;
+		if (strlen(env) > MAX_TOKEN + 2)
+			return fail("K8STOKEN is too large for a token");
+		if (kt_secret_dup(tok, env, strlen(env)) < 0)
+			return fail("out of memory");
 	} else {
-		fail("no token: set K8STOKEN_FILE or K8STOKEN");
-		return NULL;
+		return fail("no token: set K8STOKEN_FILE or K8STOKEN");
 	}
 	/* One trailing newline (LF or CRLF), as `kubectl create token` prints on a terminal. */
-	if (n > 0 && tok[n - 1] == '\n') {
-		tok[--n] = '\0';
-		if (n > 0 && tok[n - 1] == '\r')
-			tok[--n] = '\0';
+	n = tok->len;
+	if (n > 0 && tok->p[n - 1] == '\n') {
+		tok->p[--n] = '\0';
+		if (n > 0 && tok->p[n - 1] == '\r')
+			tok->p[--n] = '\0';
 	}
+	tok->len = n;
 	if (n == 0) {
 		fail("no token: the token is empty (set K8STOKEN_FILE or K8STOKEN)");
 		goto bad;
@@ -304,7 +264,7 @@ static char *load_token(size_t *len, size_t *cap)
 		goto bad;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char c = tok[i];
+		char c = tok->p[i];
 
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		      c == '-' || c == '_' || c == '.')) {
@@ -313,11 +273,10 @@ static char *load_token(size_t *len, size_t *cap)
 			goto bad;
 		}
 	}
-	*len = n;
-	return tok;
+	return 0;
 bad:
-	kt_free_secret(tok, *cap);
-	return NULL;
+	kt_secret_free(tok);
+	return -1;
 }
 
 /*
@@ -360,16 +319,16 @@ static int find_part(const char *tok, size_t len, size_t size, long want, size_t
 /* Prints tok[start..start+plen) and a newline in one write (see the comment at the top). */
 static int answer(const char *tok, size_t start, size_t plen)
 {
-	char *out = malloc(plen + 1);
+	struct kt_secret out;
 	int rc = 0;
 
-	if (out == NULL)
+	if (kt_secret_alloc(&out, plen + 2) < 0)
 		return fail("out of memory");
-	memcpy(out, tok + start, plen);
-	out[plen] = '\n';
-	if (kt_write_all(STDOUT_FILENO, out, plen + 1) != 0)
+	kt_secret_append(&out, tok + start, plen);
+	kt_secret_append(&out, "\n", 1);
+	if (kt_write_all(STDOUT_FILENO, out.p, out.len) != 0)
 		rc = fail("cannot write the answer");
-	kt_free_secret(out, plen + 1);
+	kt_secret_free(&out);
 	return rc;
 }
 
@@ -380,8 +339,8 @@ static int answer(const char *tok, size_t start, size_t plen)
 static int answer_password_prompt(const char *prompt)
 {
 	int setting = answer_password_setting();
-	size_t limit, len = 0, cap = 0;
-	char *tok;
+	struct kt_secret tok;
+	size_t limit;
 	int rc;
 
 	if (setting < 0) {
@@ -396,28 +355,27 @@ static int answer_password_prompt(const char *prompt)
 		                     ANSWER_PASSWORD_ENV "=1)" : "");
 		return 1;
 	}
-	tok = load_token(&len, &cap);
-	if (tok == NULL)
+	if (load_token(&tok) < 0)
 		return 1;
-	if (len > limit) {
+	if (tok.len > limit) {
 		fprintf(stderr,
 		        PROG ": the token has %zu characters, but a password prompt %s passes at most "
 		        "%zu in its one answer; not answering. Use the module's own \"" PROMPT_MARK
 		        "\" prompt, which takes the token in parts (ssh: keyboard-interactive with "
 		        "pam_k8stoken first in the stack)\n",
-		        len, limit == SUDO_MAX_ANSWER ? "of sudo" : "of ssh", limit);
-		kt_free_secret(tok, cap);
+		        tok.len, limit == SUDO_MAX_ANSWER ? "of sudo" : "of ssh", limit);
+		kt_secret_free(&tok);
 		return 1;
 	}
-	rc = answer(tok, 0, len) == 0 ? 0 : 1;
-	kt_free_secret(tok, cap);
+	rc = answer(tok.p, 0, tok.len) == 0 ? 0 : 1;
+	kt_secret_free(&tok);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	char *tok = NULL;
-	size_t len = 0, cap = 0, start = 0, plen = 0, size = DEFAULT_PART_SIZE;
+	struct kt_secret tok = { 0 };
+	size_t start = 0, plen = 0, size = DEFAULT_PART_SIZE;
 	const char *env_size = getenv("K8STOKEN_PART_SIZE");
 	long want;
 	int rc = 1;
@@ -442,17 +400,16 @@ int main(int argc, char **argv)
 		}
 		size = (size_t)v;
 	}
-	tok = load_token(&len, &cap);
-	if (tok == NULL)
+	if (load_token(&tok) < 0)
 		return 1;
-	if (find_part(tok, len, size, want, &start, &plen) != 0) {
+	if (find_part(tok.p, tok.len, size, want, &start, &plen) != 0) {
 		fail("cannot split the token into parts that pam_k8stoken accepts "
 		     "(K8STOKEN_PART_SIZE too small?)");
 		goto out;
 	}
-	if (answer(tok, start, plen) == 0)
+	if (answer(tok.p, start, plen) == 0)
 		rc = 0;
 out:
-	kt_free_secret(tok, cap);
+	kt_secret_free(&tok);
 	return rc;
 }

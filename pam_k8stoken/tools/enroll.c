@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "private_file.h"
 #include "renew.h"
 #include "secure.h"
 #include "token.h"
@@ -25,37 +26,34 @@
 
 struct bundle_file {
 	const char *name;     /* in the bundle */
-	char *data;
-	size_t len;
+	struct kt_secret data;
 	char target[PATH_MAX];
 	mode_t mode;
 };
 
-/* A regular file of the bundle (no symbolic link), at most 64 KiB. */
+static const struct kt_file_words bundle_words[KT_FILE__COUNT] = {
+	[KT_FILE_OPEN]  = { "cannot open ", "", KT_DETAIL_ERRNO },
+	[KT_FILE_TYPE]  = { NULL, " is not a regular file", KT_DETAIL_NONE },
+	[KT_FILE_NOMEM] = { NULL, " is not a regular file", KT_DETAIL_NONE },
+	[KT_FILE_SIZE]  = { NULL, " cannot be read or is larger than 64 KiB", KT_DETAIL_NONE },
+	[KT_FILE_READ]  = { NULL, " cannot be read or is larger than 64 KiB", KT_DETAIL_NONE },
+};
+
+/* A regular file of the bundle (no symbolic link), at most 64 KiB; whoever made it. */
+static const struct kt_file_policy bundle_policy = {
+	.owner_rule = KT_OWNER_ANY, .max_size = BUNDLE_FILE_MAX, .allow_empty = true,
+	.words = bundle_words,
+};
+
 static int read_bundle_file(int dirfd, struct bundle_file *f)
 {
-	struct stat st;
-	ssize_t n;
-	int fd = openat(dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	char why[PATH_MAX + 128];
 
-	if (fd < 0) {
-		fprintf(stderr, "k8stoken: bundle: cannot open %s: %s\n", f->name, strerror(errno));
+	if (kt_read_private_file_at(dirfd, f->name, &bundle_policy, &f->data, NULL, why,
+	                            sizeof(why)) != KT_FILE_OK) {
+		fprintf(stderr, "k8stoken: bundle: %s\n", why);
 		return -1;
 	}
-	f->data = malloc(BUNDLE_FILE_MAX + 2);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || f->data == NULL) {
-		fprintf(stderr, "k8stoken: bundle: %s is not a regular file\n", f->name);
-		close(fd);
-		return -1;
-	}
-	n = kt_read_all(fd, f->data, BUNDLE_FILE_MAX + 1);
-	close(fd);
-	if (n < 0 || n > BUNDLE_FILE_MAX) {
-		fprintf(stderr, "k8stoken: bundle: %s cannot be read or is larger than 64 KiB\n", f->name);
-		return -1;
-	}
-	f->len = (size_t)n;
-	f->data[f->len] = '\0';
 	return 0;
 }
 
@@ -89,15 +87,15 @@ static int conf_path(const char *conf, const char *key, char *out, size_t outlen
 static int check_contents(const struct bundle_file *files)
 {
 	const struct bundle_file *tok = &files[0], *ca = &files[1];
-	size_t len = tok->len;
+	size_t len = tok->data.len;
 
-	if (len > 0 && tok->data[len - 1] == '\n')
+	if (len > 0 && tok->data.p[len - 1] == '\n')
 		len--;
-	if (kt_token_check(tok->data, len, BUNDLE_FILE_MAX, NULL) != KT_R_OK) {
+	if (kt_token_check(tok->data.p, len, BUNDLE_FILE_MAX, NULL) != KT_R_OK) {
 		fprintf(stderr, "k8stoken: bundle: reviewer.token is not a ServiceAccount token\n");
 		return -1;
 	}
-	if (strstr(ca->data, "-----BEGIN CERTIFICATE-----") == NULL) {
+	if (strstr(ca->data.p, "-----BEGIN CERTIFICATE-----") == NULL) {
 		fprintf(stderr, "k8stoken: bundle: ca.crt holds no PEM certificate\n");
 		return -1;
 	}
@@ -142,8 +140,8 @@ int kt_enroll_bundle(const char *bundle, const char *conf, bool force)
 		if (read_bundle_file(dirfd, &files[i]) < 0)
 			goto out;
 	snprintf(files[2].target, sizeof(files[2].target), "%s", conf);
-	if (conf_path(files[2].data, "reviewer_token_file", files[0].target, PATH_MAX) < 0 ||
-	    conf_path(files[2].data, "ca_file", files[1].target, PATH_MAX) < 0 ||
+	if (conf_path(files[2].data.p, "reviewer_token_file", files[0].target, PATH_MAX) < 0 ||
+	    conf_path(files[2].data.p, "ca_file", files[1].target, PATH_MAX) < 0 ||
 	    check_contents(files) < 0)
 		goto out;
 	for (i = 0; i < n && !force; i++) {
@@ -156,8 +154,8 @@ int kt_enroll_bundle(const char *bundle, const char *conf, bool force)
 	rc = EXIT_FAILED;
 	for (i = 0; i < n; i++) {
 		if (make_parent(files[i].target) < 0 ||
-		    kt_replace_file(files[i].target, files[i].data, files[i].len, 0, 0, files[i].mode,
-		                    err, sizeof(err)) < 0) {
+		    kt_replace_file(files[i].target, files[i].data.p, files[i].data.len, 0, 0,
+		                    files[i].mode, err, sizeof(err)) < 0) {
 			if (err[0] != '\0')
 				fprintf(stderr, "k8stoken: %s\n", err);
 			goto out;
@@ -168,7 +166,7 @@ int kt_enroll_bundle(const char *bundle, const char *conf, bool force)
 	rc = 0;
 out:
 	for (i = 0; i < n; i++)
-		kt_free_secret(files[i].data, BUNDLE_FILE_MAX + 2);
+		kt_secret_free(&files[i].data);
 	close(dirfd);
 	return rc;
 }

@@ -137,23 +137,18 @@ static int exit_code(enum kt_reason r)
 }
 
 /* Reads up to max + 1 bytes of token from stdin, dropping one trailing newline (echo, a tty). */
-static char *read_stdin_token(size_t max, size_t *len)
+static int read_stdin_token(size_t max, struct kt_secret *tok)
 {
-	char *buf = malloc(max + 2);
-	ssize_t r;
-	size_t n;
-
-	if (buf == NULL)
-		return NULL;
-	r = kt_read_all(0, buf, max + 1);   /* max + 1: enough to know it is too long */
-	n = r > 0 ? (size_t)r : 0;
-	if (n > 0 && buf[n - 1] == '\n')
-		n--;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	*len = n;
-	return buf;
+	/* max + 1: enough to know it is too long */
+	if (kt_secret_alloc(tok, max + 2) < 0)
+		return -1;
+	kt_secret_read(tok, 0);   /* a read error leaves tok empty: an empty token */
+	if (tok->len > 0 && tok->p[tok->len - 1] == '\n')
+		tok->len--;
+	if (tok->len > 0 && tok->p[tok->len - 1] == '\r')
+		tok->len--;
+	tok->p[tok->len] = '\0';
+	return 0;
 }
 
 /* The access review: what was asked and what RBAC answered (docs/design.md §10). */
@@ -233,8 +228,7 @@ static int cmd_check(const struct options *o)
 {
 	struct kt_config cfg;
 	struct kt_decision d;
-	char *token;
-	size_t len = 0, cap;
+	struct kt_secret token;
 	int rc;
 
 	if (load_config(o, &cfg) < 0) {
@@ -242,18 +236,16 @@ static int cmd_check(const struct options *o)
 		return EXIT_USAGE;
 	}
 	/* one byte more than allowed, so an over-long token reaches the size check */
-	cap = cfg.max_token_size + 1;
-	token = read_stdin_token(cap, &len);
-	if (token == NULL) {
+	if (read_stdin_token(cfg.max_token_size + 1, &token) < 0) {
 		kt_config_free(&cfg);
 		return EXIT_UNAVAILABLE;
 	}
 	cfg.service = o->service != NULL ? o->service : "sshd";
-	kt_decide(&cfg, o->conf, token, len, o->user, &d);
+	kt_decide(&cfg, o->conf, token.p, token.len, o->user, &d);
 	print_decision(&d, o->user);
 	rc = exit_code(d.reason);
 	kt_decision_free(&d);
-	kt_free_secret(token, cap + 2);
+	kt_secret_free(&token);
 	kt_config_free(&cfg);
 	return rc;
 }
@@ -295,7 +287,7 @@ static int selftest_server(const struct kt_config *cfg, const char *conf, unsign
 	                    SELFTEST_TOKEN, sizeof(SELFTEST_TOKEN) - 1,
 	                    kt_review_deadline_ms(cfg), &res);
 	if (r == KT_R_OK)
-		r = kt_review_parse_reply(res.body, res.body_len, cfg->audiences, cfg->n_audiences,
+		r = kt_review_parse_reply(res.body.p, res.body.len, cfg->audiences, cfg->n_audiences,
 		                          &id, server_error);
 	if (r == KT_R_UNAUTHENTICATED) {
 		printf("ok    %s: TLS verified, reviewer may create tokenreviews (HTTP %ld)\n",

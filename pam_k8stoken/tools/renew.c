@@ -124,17 +124,17 @@ int kt_cred_read_claims(const struct kt_config *cfg, struct kt_cred_claims *c, c
                         size_t errlen)
 {
 	char detail[KT_PROTO_DETAIL_MAX] = "";
-	char *tok = NULL;
+	struct kt_secret tok;
 	int rc;
 
 	if (kt_http_load_credential(cfg, &tok, detail, sizeof(detail)) != KT_R_OK) {
 		set_err(err, errlen, "%s", detail[0] ? detail : "cannot read the reviewer credential");
 		return -1;
 	}
-	if (tok == NULL)
+	if (tok.p == NULL)
 		return 0;
-	rc = kt_cred_claims(tok, strlen(tok), c, err, errlen) == 0 ? 1 : -1;
-	kt_free_secret_str(tok);
+	rc = kt_cred_claims(tok.p, tok.len, c, err, errlen) == 0 ? 1 : -1;
+	kt_secret_free(&tok);
 	return rc;
 }
 
@@ -222,11 +222,11 @@ int kt_replace_file(const char *path, const char *data, size_t len, uid_t uid, g
 struct renewal {
 	const struct kt_config *cfg;
 	struct kt_cred_claims old;
-	char *old_token;
+	struct kt_secret old_token;
 	char *audiences[MAX_AUDIENCES];
 	size_t n_audiences;
-	char *new_token;          /* with a trailing newline, as it is written */
-	size_t new_len;           /* without the newline */
+	struct kt_secret new_token;   /* with a trailing newline, as it is written */
+	size_t new_len;               /* without the newline */
 	struct kt_cred_claims fresh;
 	long http_status;
 	const char *server;
@@ -240,7 +240,7 @@ static int take_audiences(struct renewal *r)
 	json_object *aud;
 	int rc = 0;
 
-	if (kt_token_decode(r->old_token, strlen(r->old_token), &parts) != KT_R_OK)
+	if (kt_token_decode(r->old_token.p, r->old_token.len, &parts) != KT_R_OK)
 		return -1;
 	if (json_object_object_get_ex(parts.payload, "aud", &aud)) {
 		size_t n = json_object_is_type(aud, json_type_array) ? json_object_array_length(aud) : 1;
@@ -289,8 +289,8 @@ static json_object *parse_reply(const struct kt_helper_result *res)
 {
 	json_object *obj;
 
-	if (res->body_len > KT_REPLY_MAX ||
-	    kt_json_parse_object(res->body, res->body_len, KT_REPLY_MAX_DEPTH, &obj) != KT_R_OK)
+	if (res->body.len > KT_REPLY_MAX ||
+	    kt_json_parse_object(res->body.p, res->body.len, KT_REPLY_MAX_DEPTH, &obj) != KT_R_OK)
 		return NULL;
 	return obj;
 }
@@ -339,7 +339,7 @@ static int request_new_token(struct renewal *r, long long seconds)
 	}
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/serviceaccounts/%s/token", r->old.ns,
 	         r->old.name);
-	post(r, r->old_token, path, body, &res);
+	post(r, r->old_token.p, path, body, &res);
 	free(body);
 	if (res.reason != KT_R_OK) {
 		set_err(r->detail, sizeof(r->detail), "reason=%s http=%ld detail=\"%s\"",
@@ -357,12 +357,12 @@ static int request_new_token(struct renewal *r, long long seconds)
 	           !r->fresh.has_exp || r->fresh.exp <= (long long)time(NULL)) {
 		set_err(r->detail, sizeof(r->detail), "reason=malformed_reply http=%ld detail=\"the "
 		        "new token is not a live token of %s/%s\"", res.http_status, r->old.ns, r->old.name);
-	} else if ((r->new_token = malloc(strlen(tok) + 2)) == NULL) {
+	} else if (kt_secret_alloc(&r->new_token, strlen(tok) + 2) < 0) {
 		set_err(r->detail, sizeof(r->detail), "reason=nomem");
 	} else {
 		r->new_len = strlen(tok);
-		memcpy(r->new_token, tok, r->new_len);
-		memcpy(r->new_token + r->new_len, "\n", 2);
+		kt_secret_append(&r->new_token, tok, r->new_len);
+		kt_secret_append(&r->new_token, "\n", 1);
 		rc = 0;
 	}
 	scrub_string(tok);
@@ -392,20 +392,19 @@ static int verify_new_token(struct renewal *r)
 {
 	struct kt_helper_result res;
 	char want[sizeof(SA_PREFIX) + 64 + 254 + 1];
-	char *body = NULL;
-	size_t body_len = 0;
+	struct kt_secret body;
 	json_object *reply;
 	int rc = -1;
 
-	if (kt_review_build_request(r->new_token, r->new_len, r->audiences, r->n_audiences, &body,
-	                            &body_len) != KT_R_OK) {
+	if (kt_review_build_request(r->new_token.p, r->new_len, r->audiences, r->n_audiences,
+	                            &body) != KT_R_OK) {
 		set_err(r->detail, sizeof(r->detail), "reason=nomem");
 		return -1;
 	}
-	r->new_token[r->new_len] = '\0';   /* the bearer, without the file's newline */
-	post(r, r->new_token, "/apis/authentication.k8s.io/v1/tokenreviews", body, &res);
-	r->new_token[r->new_len] = '\n';
-	kt_free_secret(body, body_len);
+	r->new_token.p[r->new_len] = '\0';   /* the bearer, without the file's newline */
+	post(r, r->new_token.p, "/apis/authentication.k8s.io/v1/tokenreviews", body.p, &res);
+	r->new_token.p[r->new_len] = '\n';
+	kt_secret_free(&body);
 	if (res.reason != KT_R_OK) {
 		set_err(r->detail, sizeof(r->detail), "reason=%s http=%ld detail=\"the new token "
 		        "failed its TokenReview: %s\"", kt_reason_name(res.reason), res.http_status,
@@ -432,9 +431,8 @@ static int verify_new_token(struct renewal *r)
 
 static void renewal_free(struct renewal *r)
 {
-	kt_free_secret_str(r->old_token);
-	if (r->new_token != NULL)
-		kt_free_secret(r->new_token, r->new_len + 2);
+	kt_secret_free(&r->old_token);
+	kt_secret_free(&r->new_token);
 	for (size_t i = 0; i < r->n_audiences; i++)
 		free(r->audiences[i]);
 }
@@ -500,7 +498,7 @@ static int renew_locked(struct renewal *r, const char *file, bool force)
 	if (temp_open(file, &t, err, sizeof(err)) < 0 ||
 	    request_new_token(r, lifetime < MIN_SECONDS ? MIN_SECONDS : lifetime) < 0 ||
 	    verify_new_token(r) < 0 ||
-	    temp_commit(&t, file, r->new_token, r->new_len + 1, st.st_uid, st.st_gid,
+	    temp_commit(&t, file, r->new_token.p, r->new_token.len, st.st_uid, st.st_gid,
 	                st.st_mode & 07777, err, sizeof(err)) < 0) {
 		temp_discard(&t);
 		if (r->detail[0] == '\0')
@@ -544,10 +542,10 @@ int kt_renew(const char *conf, bool force)
 		fprintf(stderr, "k8stoken renew: failed reason=lock detail=\"cannot lock the directory "
 		        "of %s: %s\"\n", cfg.reviewer_token_file, strerror(errno));
 	} else if (kt_http_load_credential(&cfg, &r.old_token, detail, sizeof(detail)) != KT_R_OK ||
-	           r.old_token == NULL) {
+	           r.old_token.p == NULL) {
 		fprintf(stderr, "k8stoken renew: failed reason=reviewer_credential detail=\"%s\"\n",
 		        detail);
-	} else if (kt_cred_claims(r.old_token, strlen(r.old_token), &r.old, err, sizeof(err)) < 0) {
+	} else if (kt_cred_claims(r.old_token.p, r.old_token.len, &r.old, err, sizeof(err)) < 0) {
 		fprintf(stderr, "k8stoken renew: skipped reason=not_a_serviceaccount_token detail=\"%s: "
 		        "%s\"\n", cfg.reviewer_token_file, err);
 		rc = EXIT_DONE;

@@ -2,20 +2,80 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "io.h"
 #include "secure.h"
 
-void kt_free_secret(void *p, size_t len)
+int kt_secret_alloc(struct kt_secret *s, size_t cap)
 {
-	if (p == NULL)
+	*s = (struct kt_secret){ .p = malloc(cap > 0 ? cap : 1) };
+	if (s->p == NULL)
+		return -1;
+	s->cap = cap > 0 ? cap : 1;
+	s->p[0] = '\0';
+	return 0;
+}
+
+int kt_secret_dup(struct kt_secret *s, const void *data, size_t n)
+{
+	if (kt_secret_alloc(s, n + 1) < 0)
+		return -1;
+	return kt_secret_append(s, data, n);
+}
+
+int kt_secret_append(struct kt_secret *s, const void *data, size_t n)
+{
+	if (s->p == NULL || n >= s->cap - s->len)
+		return -1;
+	memcpy(s->p + s->len, data, n);
+	s->len += n;
+	s->p[s->len] = '\0';
+	return 0;
+}
+
+ssize_t kt_secret_read(struct kt_secret *s, int fd)
+{
+	ssize_t n;
+
+	if (s->p == NULL)
+		return -1;
+	n = kt_read_all(fd, s->p + s->len, s->cap - 1 - s->len);
+	if (n > 0)
+		s->len += (size_t)n;
+	s->p[s->len] = '\0';
+	return n;
+}
+
+void kt_secret_reset(struct kt_secret *s)
+{
+	if (s->p == NULL)
 		return;
-	explicit_bzero(p, len);
-	free(p);
+	explicit_bzero(s->p, s->len);
+	s->len = 0;
+}
+
+struct kt_secret kt_secret_take(struct kt_secret *s)
+{
+	struct kt_secret taken = *s;
+
+	*s = (struct kt_secret){ 0 };
+	return taken;
+}
+
+void kt_secret_free(struct kt_secret *s)
+{
+	if (s->p != NULL) {
+		explicit_bzero(s->p, s->cap);
+		free(s->p);
+	}
+	*s = (struct kt_secret){ 0 };
 }
 
 void kt_free_secret_str(char *s)
 {
-	if (s != NULL)
-		kt_free_secret(s, strlen(s));
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
 }
 
 void kt_escape(const char *in, size_t inlen, char *out, size_t outlen)

@@ -4,10 +4,38 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/types.h>
 
-/* Zeroes len bytes at p (not optimised away) and frees p. NULL is fine. */
-void kt_free_secret(void *p, size_t len);
-/* Same for a NUL-terminated string. */
+/*
+ * A secret-bearing buffer that knows its size (as OpenSSH's sshbuf does): p holds len bytes
+ * of text, NUL-terminated, in cap bytes of plain heap memory. Whoever frees it states no
+ * size: kt_secret_free zeroes all cap bytes, wherever something was written. { 0 } is an
+ * empty secret, which kt_secret_free accepts.
+ */
+struct kt_secret {
+	char *p;
+	size_t len, cap;
+};
+
+/* An empty secret of cap >= 1 bytes (room for cap - 1 of text). 0, or -1 when out of memory. */
+int kt_secret_alloc(struct kt_secret *s, size_t cap);
+/* A secret holding a copy of data[0..n) (cap n + 1). 0, or -1 when out of memory. */
+int kt_secret_dup(struct kt_secret *s, const void *data, size_t n);
+/* Appends data[0..n) if it fits within cap; 0, or -1 with nothing appended. */
+int kt_secret_append(struct kt_secret *s, const void *data, size_t n);
+/* Reads fd until end of file or cap - 1 bytes of text, retrying on EINTR: bytes read or -1. */
+ssize_t kt_secret_read(struct kt_secret *s, int fd);
+/* Zeroes the text and empties it; the buffer stays, for another fill. */
+void kt_secret_reset(struct kt_secret *s);
+/* Hands s's buffer over to the caller (s is left empty): a transfer of ownership. */
+struct kt_secret kt_secret_take(struct kt_secret *s);
+/* Zeroes all cap bytes (not optimised away), frees the buffer and leaves s empty. */
+void kt_secret_free(struct kt_secret *s);
+
+/*
+ * Zeroes and frees a NUL-terminated string whose capacity nobody knows: the answers of a
+ * PAM conversation, which the application allocates. Only up to the NUL can be zeroed.
+ */
 void kt_free_secret_str(char *s);
 
 /*

@@ -15,17 +15,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char *request;
-	static size_t request_len;
+	static struct kt_secret request;
 	char reason[KT_ACCESS_REASON_MAX + 1];
 	size_t members;
 	enum kt_reason r;
 
-	if (request == NULL)
-		FUZZ_ASSERT(kt_access_build_self_request(&request, &request_len) == KT_R_OK);
+	if (request.p == NULL)
+		FUZZ_ASSERT(kt_access_build_self_request(&request) == KT_R_OK);
 	memset(reason, 'x', sizeof(reason));
 	reason[sizeof(reason) - 1] = '\0';
-	r = kt_access_parse_reply((const char *)data, size, request, request_len, reason);
+	r = kt_access_parse_reply((const char *)data, size, request.p, request.len, reason);
 	FUZZ_ASSERT(r == KT_R_OK || r == KT_R_ACCESS_DENIED || r == KT_R_MALFORMED_REPLY ||
 	            r == KT_R_REPLY_TOO_LARGE);
 	FUZZ_ASSERT(strlen(reason) <= KT_ACCESS_REASON_MAX && fuzz_printable(reason, strlen(reason)));

@@ -25,25 +25,25 @@ static void check_round_trip(const struct kt_helper_result *r)
 	char *record;
 
 	FUZZ_ASSERT(n > 0);
-	total = n + r->body_len + 4;
+	total = n + r->body.len + 4;
 	record = malloc(total);
 	FUZZ_ASSERT(record != NULL);
 	memcpy(record, header, n);
-	if (r->body_len > 0)
-		memcpy(record + n, r->body, r->body_len);
-	memcpy(record + n + r->body_len, "end\n", 4);
+	if (r->body.len > 0)
+		memcpy(record + n, r->body.p, r->body.len);
+	memcpy(record + n + r->body.len, "end\n", 4);
 	FUZZ_ASSERT(kt_proto_parse(record, total, &back) == KT_R_OK);
 	FUZZ_ASSERT(back.reason == r->reason && back.http_status == r->http_status &&
 	            back.server_index == r->server_index && strcmp(back.detail, r->detail) == 0 &&
-	            back.body_len == r->body_len &&
-	            (r->body_len == 0 || memcmp(back.body, r->body, r->body_len) == 0));
+	            back.body.len == r->body.len &&
+	            (r->body.len == 0 || memcmp(back.body.p, r->body.p, r->body.len) == 0));
 	kt_helper_result_free(&back);
 	/* a record cut anywhere is not a record (a few cuts: the end, the body, the header) */
 	for (size_t cut = total - 1; cut + 24 > total && cut > 0; cut--) {
-		FUZZ_ASSERT(kt_proto_parse(record, cut, &back) == KT_R_HELPER && back.body == NULL);
+		FUZZ_ASSERT(kt_proto_parse(record, cut, &back) == KT_R_HELPER && back.body.p == NULL);
 		kt_helper_result_free(&back);
 	}
-	FUZZ_ASSERT(kt_proto_parse(record, n, &back) == KT_R_HELPER && back.body == NULL);
+	FUZZ_ASSERT(kt_proto_parse(record, n, &back) == KT_R_HELPER && back.body.p == NULL);
 	free(record);
 }
 
@@ -54,18 +54,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	FUZZ_ASSERT(got == KT_R_OK || got == KT_R_HELPER);
 	if (got != KT_R_OK) {
-		FUZZ_ASSERT(r.body == NULL && r.body_len == 0 && r.reason == KT_R_HELPER);
+		FUZZ_ASSERT(r.body.p == NULL && r.body.len == 0 && r.reason == KT_R_HELPER);
 		return 0;
 	}
 	FUZZ_ASSERT(r.reason < KT_R__COUNT && kt_reason_from_name(kt_reason_name(r.reason)) == r.reason);
 	FUZZ_ASSERT(r.http_status >= 0 && r.http_status <= 999 && r.server_index <= 64);
 	FUZZ_ASSERT(memchr(r.detail, '\0', sizeof(r.detail)) != NULL);
 	FUZZ_ASSERT(strchr(r.detail, '\n') == NULL);
-	FUZZ_ASSERT(r.body != NULL && r.body_len <= KT_REPLY_MAX);
+	FUZZ_ASSERT(r.body.p != NULL && r.body.len <= KT_REPLY_MAX);
 	/* a body is the reviewed identity: with ok, or with a login the rules or RBAC stopped */
-	FUZZ_ASSERT(r.body_len == 0 || kt_access_reason_has_identity(r.reason));
+	FUZZ_ASSERT(r.body.len == 0 || kt_access_reason_has_identity(r.reason));
 	FUZZ_ASSERT(size >= 4 && memcmp(data + size - 4, "end\n", 4) == 0);
-	FUZZ_ASSERT(r.body_len == 0 || memcmp(data + size - 4 - r.body_len, r.body, r.body_len) == 0);
+	FUZZ_ASSERT(r.body.len == 0 || memcmp(data + size - 4 - r.body.len, r.body.p, r.body.len) == 0);
 	check_round_trip(&r);
 	kt_helper_result_free(&r);
 	return 0;

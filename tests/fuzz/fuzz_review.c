@@ -141,21 +141,17 @@ static void check_forwarded(const uint8_t *data, size_t size, enum kt_reason ver
 	char detail_again[KT_SERVER_ERROR_MAX + 1];
 	enum kt_reason r;
 
-	res.body = malloc(size + 1);
-	FUZZ_ASSERT(res.body != NULL);
-	memcpy(res.body, data, size);
-	res.body[size] = '\0';
-	res.body_len = size;
+	FUZZ_ASSERT(kt_secret_dup(&res.body, data, size) == 0);
 	forward_status_only(&cfg, &res);
 	if (verdict != KT_R_OK && verdict != KT_R_UNAUTHENTICATED && verdict != KT_R_AUDIENCE &&
 	    verdict != KT_R_NOT_SERVICEACCOUNT && verdict != KT_R_BAD_IDENTITY) {
 		/* forwarded as its reason alone, without a body */
-		FUZZ_ASSERT(res.reason == verdict && res.body == NULL);
+		FUZZ_ASSERT(res.reason == verdict && res.body.p == NULL);
 		return;
 	}
-	FUZZ_ASSERT(res.reason == KT_R_OK && res.body != NULL);
-	check_only_status(res.body, res.body_len);
-	r = kt_review_parse_reply(res.body, res.body_len, audiences, 2, &again, detail_again);
+	FUZZ_ASSERT(res.reason == KT_R_OK && res.body.p != NULL);
+	check_only_status(res.body.p, res.body.len);
+	r = kt_review_parse_reply(res.body.p, res.body.len, audiences, 2, &again, detail_again);
 	FUZZ_ASSERT(r == verdict);
 	if (r == KT_R_OK)
 		check_same_identity(id, &again);

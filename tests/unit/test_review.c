@@ -244,32 +244,30 @@ static bool timing_enabled(void)
 static void test_request_exact(void **state)
 {
 	char *const auds[] = { "a", "b" };
-	char *out = NULL;
-	size_t len = 0;
+	struct kt_secret out;
 
 	(void)state;
-	assert_int_equal(kt_review_build_request("x.y.z", 5, auds, 2, &out, &len), KT_R_OK);
-	assert_string_equal(out, "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
-	                         "\"spec\":{\"token\":\"x.y.z\",\"audiences\":[\"a\",\"b\"]}}");
-	assert_int_equal(len, strlen(out));
-	kt_free_secret(out, len);
+	assert_int_equal(kt_review_build_request("x.y.z", 5, auds, 2, &out), KT_R_OK);
+	assert_string_equal(out.p, "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
+	                           "\"spec\":{\"token\":\"x.y.z\",\"audiences\":[\"a\",\"b\"]}}");
+	assert_int_equal(out.len, strlen(out.p));
+	kt_secret_free(&out);
 
-	assert_int_equal(kt_review_build_request(TOKEN, strlen(TOKEN), corpus_auds, 2, &out, &len), KT_R_OK);
-	assert_string_equal(out, "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
-	                         "\"spec\":{\"token\":\"" TOKEN "\",\"audiences\":[\"pam-test\",\"ssh://bastion-1\"]}}");
-	kt_free_secret(out, len);
+	assert_int_equal(kt_review_build_request(TOKEN, strlen(TOKEN), corpus_auds, 2, &out), KT_R_OK);
+	assert_string_equal(out.p, "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
+	                           "\"spec\":{\"token\":\"" TOKEN "\",\"audiences\":[\"pam-test\",\"ssh://bastion-1\"]}}");
+	kt_secret_free(&out);
 }
 
 /* Parses a request back and checks spec.token and spec.audiences. */
 static void check_roundtrip(const char *token, size_t token_len, char *const *auds, size_t n)
 {
-	char *out = NULL;
-	size_t len = 0;
+	struct kt_secret out;
 	json_object *root, *spec, *v, *a;
 
-	assert_int_equal(kt_review_build_request(token, token_len, auds, n, &out, &len), KT_R_OK);
-	assert_int_equal(len, strlen(out));
-	root = json_tokener_parse(out);
+	assert_int_equal(kt_review_build_request(token, token_len, auds, n, &out), KT_R_OK);
+	assert_int_equal(out.len, strlen(out.p));
+	root = json_tokener_parse(out.p);
 	assert_non_null(root);
 	assert_int_equal(json_object_object_length(root), 3);
 	assert_true(json_object_object_get_ex(root, "spec", &spec));
@@ -284,7 +282,7 @@ static void check_roundtrip(const char *token, size_t token_len, char *const *au
 	for (size_t i = 0; i < n; i++)
 		assert_string_equal(json_object_get_string(json_object_array_get_idx(a, i)), auds[i]);
 	json_object_put(root);
-	kt_free_secret(out, len);
+	kt_secret_free(&out);
 }
 
 static void test_request_injection(void **state)
@@ -309,28 +307,27 @@ static void test_request_errors(void **state)
 {
 	char *const bad_auds[] = { "ok", NULL };
 	char *const empty_aud[] = { "" };
-	char *out = (char *)1;
-	size_t len = 7;
+	struct kt_secret out = { .p = (char *)1, .len = 7, .cap = 7 };
 	char *big = malloc(KT_REPLY_MAX + 2);
 
 	(void)state;
-	assert_int_equal(kt_review_build_request("", 0, ours, 1, &out, &len), KT_R_EMPTY_TOKEN);
-	assert_null(out);
-	assert_int_equal(len, 0);
-	assert_int_equal(kt_review_build_request(NULL, 3, ours, 1, &out, &len), KT_R_EMPTY_TOKEN);
-	assert_int_equal(kt_review_build_request("a.b.c", 5, ours, 0, &out, &len), KT_R_CONFIG);
-	assert_int_equal(kt_review_build_request("a.b.c", 5, NULL, 1, &out, &len), KT_R_CONFIG);
-	assert_int_equal(kt_review_build_request("a.b.c", 5, bad_auds, 2, &out, &len), KT_R_CONFIG);
-	assert_int_equal(kt_review_build_request("a.b.c", 5, empty_aud, 1, &out, &len), KT_R_CONFIG);
+	assert_int_equal(kt_review_build_request("", 0, ours, 1, &out), KT_R_EMPTY_TOKEN);
+	assert_null(out.p);
+	assert_int_equal(out.len, 0);
+	assert_int_equal(kt_review_build_request(NULL, 3, ours, 1, &out), KT_R_EMPTY_TOKEN);
+	assert_int_equal(kt_review_build_request("a.b.c", 5, ours, 0, &out), KT_R_CONFIG);
+	assert_int_equal(kt_review_build_request("a.b.c", 5, NULL, 1, &out), KT_R_CONFIG);
+	assert_int_equal(kt_review_build_request("a.b.c", 5, bad_auds, 2, &out), KT_R_CONFIG);
+	assert_int_equal(kt_review_build_request("a.b.c", 5, empty_aud, 1, &out), KT_R_CONFIG);
 	assert_non_null(big);
 	memset(big, 'A', KT_REPLY_MAX + 1);
-	assert_int_equal(kt_review_build_request(big, KT_REPLY_MAX + 1, ours, 1, &out, &len),
+	assert_int_equal(kt_review_build_request(big, KT_REPLY_MAX + 1, ours, 1, &out),
 	                 KT_R_TOKEN_TOO_LONG);
-	assert_null(out);
-	assert_int_equal(kt_review_build_request(big, 16384, ours, 1, &out, &len), KT_R_OK);
-	assert_int_equal(len, 16384 + strlen("{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":"
+	assert_null(out.p);
+	assert_int_equal(kt_review_build_request(big, 16384, ours, 1, &out), KT_R_OK);
+	assert_int_equal(out.len, 16384 + strlen("{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":"
 	                                     "\"TokenReview\",\"spec\":{\"token\":\"\",\"audiences\":[\"ours\"]}}"));
-	kt_free_secret(out, len);
+	kt_secret_free(&out);
 	free(big);
 }
 
