@@ -236,6 +236,7 @@ static void quote(const char *s, char out[ESC_LEN])
 	kt_escape(s, strlen(s), out, ESC_LEN);
 }
 
+/* The row's field in cfg; only for a row that is stored (not NO_FIELD). */
 static void *slot_of(struct kt_config *cfg, const struct opt *o)
 {
 	return (char *)cfg + o->offset;
@@ -261,10 +262,11 @@ void kt_config_init(struct kt_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *o = &opts[i];
-		void *slot = slot_of(cfg, o);
+		void *slot;
 
 		if (o->offset == NO_FIELD)
 			continue;
+		slot = slot_of(cfg, o);
 		switch (o->type) {
 		case OPT_UINT:
 			*(unsigned *)slot = (unsigned)o->def;
@@ -296,12 +298,12 @@ static enum kt_reason copy_defaults(struct kt_config *cfg, char *err, size_t err
 {
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *o = &opts[i];
-		char **slot = slot_of(cfg, o);
+		char **slot;
 
-		if (o->offset == NO_FIELD || !is_string(o->type) || o->def_str == NULL ||
-		    *slot != NULL)
+		if (o->offset == NO_FIELD || !is_string(o->type) || o->def_str == NULL)
 			continue;
-		if ((*slot = strdup(o->def_str)) == NULL)
+		slot = slot_of(cfg, o);
+		if (*slot == NULL && (*slot = strdup(o->def_str)) == NULL)
 			return nomem(err, errlen);
 	}
 	return KT_R_OK;
