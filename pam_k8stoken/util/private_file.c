@@ -68,7 +68,7 @@ static enum kt_file_fault read_contents(int fd, const struct kt_file_policy *p,
 	if (kt_secret_alloc(out, p->max_size + 2) < 0)
 		return KT_FILE_NOMEM;
 	n = kt_secret_read(out, fd);
-	*e = errno;
+	*e = n < 0 ? errno : 0;   /* a later fault's words must not show a stale errno */
 	if (n < 0)
 		return KT_FILE_READ;
 	if (out->len > p->max_size)
