@@ -175,7 +175,7 @@ demo: deps
 kube:
 	sh tests/kube/build.sh
 
-# make demo against a real kube-apiserver started on loopback (tests/kube/cluster.py).
+# make demo against a real kube-apiserver started on loopback (tests/lib/cluster.py).
 demo-kube: deps kube
 	$(MAKE) all
 	KT_DEMO_KUBE=1 /usr/bin/python3 tests/demo.py

@@ -13,12 +13,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "apiserver"))
-import ktest  # noqa: E402
+import ktest
 
 BUILD = os.path.join(ROOT, os.environ.get("KT_BUILD", "build"))
 MODULE = os.path.join(BUILD, "pam_k8stoken.so")
