@@ -18,8 +18,9 @@ KT_CHECK_QUICK=1 (make check-quick) leaves out the sanitizer and valgrind passes
 KT_CHECK_FAST=1 (make check-fast) is the tier without root: the repository checks, the unit
 tests, the module's surface, the test API server's suite and the module tests not marked
 needs_root or slow (pytest.ini), against a build in build-user whose trusted owner
-(TRUSTED_UID, pam_k8stoken/util/trusted_owner.h) is the user running it. The tests it
-deselects are counted and named as such, not as skipped: `make check` runs them.
+(TRUSTED_UID, pam_k8stoken/util/trusted_owner.h) is the user running it; its pytest suites
+run in 4 processes (pytest-xdist). The tests it deselects are counted as such, not as
+skipped: `make check` runs them.
 """
 import os
 import re
@@ -45,10 +46,13 @@ MINIMUM = {
     "real cluster": 18,
     "fuzz": 9,
     # the fast tier's module suite: without the tests marked needs_root or slow
-    "module without root": 450,
+    "module without root": 550,
 }
 
 FAST_BUILD = "build-user"
+# the fast tier runs its pytest suites in this many processes (pytest-xdist): the tests mostly
+# wait for TLS handshakes, helpers and timeouts, so more than the 2 cores of a small machine
+FAST_WORKERS = ["-n", "4"]
 # what the fast tier leaves out of the module suite, and why (pytest.ini registers the markers)
 FAST_DESELECT = (("needs_root", "need root"), ("slow and not needs_root", "slow"))
 
@@ -172,7 +176,7 @@ def pytest_suite(suite, tier, path, reports_dir, extra_env=None, select=()):
 
 def collected(path, marks):
     """The test ids of path that carry marks (a -m expression), from pytest's collection."""
-    proc = subprocess.run(PYTEST + ["--collect-only", "-q", "-m", marks, path], cwd=ROOT,
+    proc = subprocess.run(PYTEST + ["--collect-only", "-m", marks, path], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if proc.returncode not in (0, 5):   # 5: none carries them
         sys.stdout.write(proc.stdout)
@@ -192,7 +196,7 @@ def fast_module_suite(reports_dir):
         deselected.append((len(ids), why))
     expr = " or ".join(f"({marks})" for marks, _ in FAST_DESELECT)
     pytest_suite(suite, suite, "tests/module", reports_dir, {"KT_BUILD": FAST_BUILD},
-                 ["-m", f"not ({expr})"])
+                 FAST_WORKERS + ["-m", f"not ({expr})"])
 
 
 def real_cluster_suite(reports_dir):
@@ -260,7 +264,9 @@ def fast_tier(reports):
     if fast_build():
         unit_suite(FAST_BUILD, reports)
         surface_suite(FAST_BUILD)
-        pytest_suite("test API server", "test API server", "tests/apiserver", reports)
+        # one test API server per test file (conftest.py): each file's tests in one process
+        pytest_suite("test API server", "test API server", "tests/apiserver", reports, None,
+                     FAST_WORKERS + ["--dist", "loadfile"])
         fast_module_suite(reports)
 
 

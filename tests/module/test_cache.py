@@ -1276,6 +1276,7 @@ def _run_parallel(h, per_proc, user="alice", tag="p"):
     return results, time.monotonic() - start
 
 
+@pytest.mark.slow  # 500 logins
 def test_f07_same_token_500_logins_50_processes(h):
     _load_conf(h, cache_ttl=60)
     token = h.token()
@@ -1302,6 +1303,7 @@ def test_f07_same_token_500_logins_50_processes(h):
 
 
 
+@pytest.mark.slow  # 500 logins and reviews
 def test_f07_distinct_tokens_500_logins_50_processes(h):
     _load_conf(h, cache_ttl=60)
     tokens = mint_many(h, 500)
