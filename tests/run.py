@@ -177,7 +177,8 @@ def pytest_suite(suite, tier, path, reports_dir, extra_env=None, select=()):
 def collected(path, marks):
     """The test ids of path that carry marks (a -m expression), from pytest's collection."""
     proc = subprocess.run(PYTEST + ["--collect-only", "-m", marks, path], cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          env=dict(os.environ, KT_BUILD=FAST_BUILD), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
     if proc.returncode not in (0, 5):   # 5: none carries them
         sys.stdout.write(proc.stdout)
         return None
