@@ -86,7 +86,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
 
-.PHONY: all test-programs fuzz fuzz-programs check check-quick check-unit demo demo-kube kube bench deps install deb deb-test clean
+.PHONY: all test-programs fuzz fuzz-programs check check-quick check-fast check-unit demo demo-kube kube bench deps install deb deb-test clean
 all: $(MODULE) $(HELPER) $(TOOL) $(ASKPASS)
 
 $(BUILD)/obj/%.o: %.c $(HEADERS) | $(BUILD)/obj
@@ -162,6 +162,12 @@ check: deps
 check-quick: deps
 	KT_CHECK_QUICK=1 /usr/bin/python3 tests/run.py
 
+# Without root, in about a minute: repository checks, unit tests, the test API server and the
+# module tests not marked needs_root or slow, against BUILD=build-user built with
+# TRUSTED_UID=$(id -u) (tests/run.py); `make check` runs what it leaves out.
+check-fast: deps
+	KT_CHECK_FAST=1 /usr/bin/python3 tests/run.py
+
 # Only the cmocka unit tests (no root, no network, no sshd): what dh_auto_test runs.
 check-unit: $(UNIT_TESTS)
 	@fail=0; for t in $(UNIT_TESTS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -175,7 +181,7 @@ demo: deps
 kube:
 	sh tests/kube/build.sh
 
-# make demo against a real kube-apiserver started on loopback (tests/kube/cluster.py).
+# make demo against a real kube-apiserver started on loopback (tests/lib/cluster.py).
 demo-kube: deps kube
 	$(MAKE) all
 	KT_DEMO_KUBE=1 /usr/bin/python3 tests/demo.py

@@ -39,10 +39,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "module"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "apiserver"))
-import ktest  # noqa: E402
-from harness import AUDIENCE, DRIVER, PAM_RESULTS, SERVICE, Harness  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import ktest
+from harness import AUDIENCE, DRIVER, PAM_RESULTS, SERVICE, Harness
 
 N_HIT = int(os.environ.get("KT_BENCH_HITS", "2000"))
 N_MISS = int(os.environ.get("KT_BENCH_MISSES", "300"))

@@ -16,10 +16,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "module"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "apiserver"))
-import ktest  # noqa: E402
-from harness import AUDIENCE, Harness  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import ktest
+from harness import AUDIENCE, Harness
 
 
 def show(title, result):
@@ -56,7 +55,6 @@ def main():
     tmp = tempfile.mkdtemp(prefix="k8stoken-demo-")
     kube = os.environ.get("KT_DEMO_KUBE") == "1"
     if kube:
-        sys.path.insert(0, os.path.join(ROOT, "tests", "kube"))
         import cluster
         api = cluster.KubeCluster(os.path.join(tmp, "kube"))
     else:

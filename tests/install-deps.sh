@@ -10,7 +10,7 @@ set -eu
 PACKAGES="build-essential pkg-config libpam0g-dev libcurl4-openssl-dev libjson-c-dev libssl-dev
 libcmocka-dev libpam-wrapper libnss-wrapper libpam-modules libpam-modules-bin util-linux
 openssl ca-certificates curl jq valgrind strace binutils faketime libfaketime
-python3 python3-pytest python3-cryptography python3-jwt python3-kubernetes
+python3 python3-pytest python3-pytest-xdist python3-cryptography python3-jwt python3-kubernetes
 openssh-server openssh-client sshpass python3-paramiko sudo pamtester
 clang-14 libclang-rt-14-dev"
 if [ "${1:-}" = deb ]; then

@@ -14,6 +14,13 @@ exits non-zero. Under CI=true every skipped test is a failure: what CI does not 
 tested. Every skipped test is named with its reason at the end.
 
 KT_CHECK_QUICK=1 (make check-quick) leaves out the sanitizer and valgrind passes.
+
+KT_CHECK_FAST=1 (make check-fast) is the tier without root: the repository checks, the unit
+tests, the module's surface, the test API server's suite and the module tests not marked
+needs_root or slow (pytest.ini), against a build in build-user whose trusted owner
+(TRUSTED_UID, pam_k8stoken/util/trusted_owner.h) is the user running it; its pytest suites
+run in 4 processes (pytest-xdist). The tests it deselects are counted as such, not as
+skipped: `make check` runs them.
 """
 import os
 import re
@@ -38,9 +45,19 @@ MINIMUM = {
     "end to end": 100,
     "real cluster": 18,
     "fuzz": 9,
+    # the fast tier's module suite: without the tests marked needs_root or slow
+    "module without root": 550,
 }
 
+FAST_BUILD = "build-user"
+# the fast tier runs its pytest suites in this many processes (pytest-xdist): the tests mostly
+# wait for TLS handshakes, helpers and timeouts, so more than the 2 cores of a small machine
+FAST_WORKERS = ["-n", "4"]
+# what the fast tier leaves out of the module suite, and why (pytest.ini registers the markers)
+FAST_DESELECT = (("needs_root", "need root"), ("slow and not needs_root", "slow"))
+
 totals = {"passed": 0, "failed": 0, "skipped": 0}
+deselected = []      # (count, why) of the tests a tier left out
 skipped_tests = []   # (suite, test, reason)
 failed_suites = []
 
@@ -148,12 +165,39 @@ def surface_suite(build):
     report(f"module surface ({build})", passed, failed)
 
 
-def pytest_suite(suite, tier, path, reports_dir, extra_env=None):
+def pytest_suite(suite, tier, path, reports_dir, extra_env=None, select=()):
     env = dict(os.environ)
     env.update(extra_env or {})
     xml = os.path.join(reports_dir, f"pytest-{len(os.listdir(reports_dir))}.xml")
-    proc = run(PYTEST + [f"--junitxml={xml}", "-o", "junit_family=xunit2", path], env=env)
+    proc = run(PYTEST + [f"--junitxml={xml}", "-o", "junit_family=xunit2", *select, path],
+               env=env)
     finish_suite(suite, tier, proc, [xml])
+
+
+def collected(path, marks):
+    """The test ids of path that carry marks (a -m expression), from pytest's collection."""
+    proc = subprocess.run(PYTEST + ["--collect-only", "-m", marks, path], cwd=ROOT,
+                          env=dict(os.environ, KT_BUILD=FAST_BUILD), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    if proc.returncode not in (0, 5):   # 5: none carries them
+        sys.stdout.write(proc.stdout)
+        return None
+    return [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+def fast_module_suite(reports_dir):
+    """The module tests that need no root and are not slow; those left out are counted."""
+    suite = "module without root"
+    for marks, why in FAST_DESELECT:
+        ids = collected("tests/module", marks)
+        if ids is None:
+            print(f"FAILED {suite}: collecting the tests marked {marks} failed")
+            report(suite, 0, 1)
+            return
+        deselected.append((len(ids), why))
+    expr = " or ".join(f"({marks})" for marks, _ in FAST_DESELECT)
+    pytest_suite(suite, suite, "tests/module", reports_dir, {"KT_BUILD": FAST_BUILD},
+                 FAST_WORKERS + ["-m", f"not ({expr})"])
 
 
 def real_cluster_suite(reports_dir):
@@ -195,33 +239,80 @@ def build(directory, *flags):
     return True
 
 
+def fast_build():
+    """build-user with this user as the trusted owner; rebuilt from scratch when an earlier
+    one trusted another uid (make sees no changed source then)."""
+    uid = str(os.geteuid())
+    stamp = os.path.join(ROOT, FAST_BUILD, "trusted-uid")
+    if os.path.exists(os.path.join(ROOT, FAST_BUILD)):
+        try:
+            with open(stamp) as f:
+                same = f.read().strip() == uid
+        except OSError:
+            same = False
+        if not same:
+            shutil.rmtree(os.path.join(ROOT, FAST_BUILD))
+    if not build(FAST_BUILD, f"TRUSTED_UID={uid}"):
+        return False
+    with open(stamp, "w") as f:
+        f.write(uid + "\n")
+    return True
+
+
+def fast_tier(reports):
+    """make check-fast: no root, no sanitizers, no valgrind, no sshd, no real cluster."""
+    pytest_suite("repository", "repository", "tests/repo", reports)
+    if fast_build():
+        unit_suite(FAST_BUILD, reports)
+        surface_suite(FAST_BUILD)
+        # one test API server per test file (conftest.py): each file's tests in one process
+        pytest_suite("test API server", "test API server", "tests/apiserver", reports, None,
+                     FAST_WORKERS + ["--dist", "loadfile"])
+        fast_module_suite(reports)
+
+
+def full_tiers(reports, quick):
+    """make check (and make check-quick without the sanitizer and valgrind passes)."""
+    pytest_suite("repository", "repository", "tests/repo", reports)
+    if build("build"):
+        unit_suite("build", reports)
+        surface_suite("build")
+        pytest_suite("test API server", "test API server", "tests/apiserver", reports)
+        pytest_suite("module", "module", "tests/module", reports, {"KT_BUILD": "build"})
+        pytest_suite("end to end: clients, sshd, sudo", "end to end", "tests/e2e", reports,
+                     {"KT_BUILD": "build"})
+        real_cluster_suite(reports)
+        fuzz_replay_suite()
+    if not quick:
+        if build("build-asan", "SANITIZE=1"):
+            unit_suite("build-asan", reports)
+            pytest_suite("module under ASan+UBSan", "module", "tests/module", reports,
+                         {"KT_BUILD": "build-asan", "KT_SANITIZER": "1"})
+        pytest_suite("module under valgrind", "module", "tests/module", reports,
+                     {"KT_BUILD": "build", "KT_VALGRIND": "1"})
+
+
 def main():
     quick = os.environ.get("KT_CHECK_QUICK") == "1"
+    fast = os.environ.get("KT_CHECK_FAST") == "1"
     reports = tempfile.mkdtemp(prefix="kt-check-")
     try:
-        pytest_suite("repository", "repository", "tests/repo", reports)
-        if build("build"):
-            unit_suite("build", reports)
-            surface_suite("build")
-            pytest_suite("test API server", "test API server", "tests/apiserver", reports)
-            pytest_suite("module", "module", "tests/module", reports, {"KT_BUILD": "build"})
-            pytest_suite("end to end: clients, sshd, sudo", "end to end", "tests/e2e", reports,
-                         {"KT_BUILD": "build"})
-            real_cluster_suite(reports)
-            fuzz_replay_suite()
-        if not quick:
-            if build("build-asan", "SANITIZE=1"):
-                unit_suite("build-asan", reports)
-                pytest_suite("module under ASan+UBSan", "module", "tests/module", reports,
-                             {"KT_BUILD": "build-asan", "KT_SANITIZER": "1"})
-            pytest_suite("module under valgrind", "module", "tests/module", reports,
-                         {"KT_BUILD": "build", "KT_VALGRIND": "1"})
+        if fast:
+            fast_tier(reports)
+        else:
+            full_tiers(reports, quick)
     finally:
         shutil.rmtree(reports, ignore_errors=True)
+    return summary()
+
+
+def summary():
     for suite, name, why in skipped_tests:
         print(f"SKIPPED [{suite}] {name}: {why}")
     if failed_suites:
         print("suites with failures: " + "; ".join(failed_suites))
+    for count, why in deselected:
+        print(f"{count} deselected ({why}; run by make check)")
     print(f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped")
     return 1 if totals["failed"] else 0
 

@@ -17,6 +17,7 @@
 #include "number.h"
 #include "sealed.h"
 #include "secure.h"
+#include "trusted_owner.h"
 
 #define SEAL_DOMAIN "k8stoken-breaker"
 #define STATE_MAX 256
@@ -40,7 +41,7 @@ int kt_breaker_open_cache(struct kt_cache *c, const char *dir)
 	c->dirfd = -1;
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return -1;
-	return kt_cache_open(c, dir, 0, err, sizeof(err));
+	return kt_cache_open(c, dir, KT_TRUSTED_UID, err, sizeof(err));
 }
 
 void kt_breaker_get(const struct kt_cache *c, const char *server, struct kt_breaker_info *info)

@@ -11,7 +11,7 @@
    /etc/pam.d, /var/lib/pam and the debconf database; the machine's own files are never
    touched) and the common-auth it writes;
 7. /etc/security/pam_k8stoken.conf pointed at the test API server; `k8stoken selftest` and
-   `k8stoken check`; real sshd logins (tests/e2e/sshd.py) through the INSTALLED module by its
+   `k8stoken check`; real sshd logins (tests/lib/sshd.py) through the INSTALLED module by its
    absolute path, without conf= or helper=, so the configuration path and the helper path
    compiled into the module are the ones used; keyboard-interactive with the installed
    k8stoken-askpass, and the password method through the common-auth stack of step 6;
@@ -30,10 +30,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "module"))
-from harness import Harness, ktest  # noqa: E402
-import sshd as sshd_mod  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from harness import Harness, ktest
+import sshd as sshd_mod
 
 PKG = "libpam-k8stoken"
 VERSION = "0.1.0"

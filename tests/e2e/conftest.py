@@ -2,7 +2,7 @@
 
 One "world" per signing key of the test API server (rs256-2048, es256, rs256-4096), started on
 first use and kept for the session: the API server, a module Harness (config, reviewer token,
-token minting; tests/module/harness.py) and a real sshd whose PAM service uses the module from
+token minting; tests/lib/harness.py) and a real sshd whose PAM service uses the module from
 the build tree. After every test every captured text -- sshd's log, its stderr, the module's
 log (syslog shim), the API server's logs and all client output -- is scanned for any
 16-character piece of any token or credential (docs/security.md L01).
@@ -13,17 +13,12 @@ absolute path), KT_ASKPASS (the askpass helper; default BUILD/k8stoken-askpass).
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "module"))
-sys.path.insert(0, HERE)
-
-from harness import BUILD, HELPER, MODULE, Harness, ktest, sanitizer_preload  # noqa: E402
-import sshd as sshd_mod  # noqa: E402
+from harness import BUILD, HELPER, MODULE, Harness, ktest, sanitizer_preload
+import sshd as sshd_mod
 
 TOKENREVIEWS = ktest.TOKENREVIEWS
 

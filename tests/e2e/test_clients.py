@@ -23,12 +23,10 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "apiserver"))
-import ktest  # noqa: E402
+import ktest
+from harness import BUILD, Harness
 
-sys.path.insert(0, os.path.join(ROOT, "tests", "module"))
-from harness import BUILD, Harness  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 ASKPASS = os.path.abspath(os.path.join(ROOT, os.environ.get("KT_ASKPASS")
                                        or os.path.join(BUILD, "k8stoken-askpass")))

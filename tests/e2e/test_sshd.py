@@ -1,4 +1,4 @@
-"""End-to-end: a real sshd (tests/e2e/sshd.py) with pam_k8stoken, the real OpenSSH client,
+"""End-to-end: a real sshd (tests/lib/sshd.py) with pam_k8stoken, the real OpenSSH client,
 the project's askpass helper, a test API server (docs/security.md H01, H02, D03, D07, D09, D10, D11,
 E02, L01; docs/design.md §5).
 

@@ -32,19 +32,16 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "apiserver"))
-import ktest  # noqa: E402
+import ktest
+from listeners import CountingListener
 
-sys.path.insert(0, os.path.join(ROOT, "tests", "module"))
-from listeners import CountingListener  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 BUILD = os.path.join(ROOT, os.environ.get("KT_BUILD", "build"))
 MODULE = os.path.join(BUILD, "pam_k8stoken.so")
@@ -720,7 +717,7 @@ SHORT_ISSUER = "https://k8s"      # short names and issuer: a token of at most 5
 @pytest.fixture(scope="module")
 def profile(world):
     """/etc/pam.d/sudo with the auth lines of the pam-auth-update profile (pam_unix, then
-    pam_k8stoken use_first_pass; tests/e2e/sshd.py profile_auth_stack), back to the token-only
+    pam_k8stoken use_first_pass; tests/lib/sshd.py profile_auth_stack), back to the token-only
     stack afterwards (teardown restores the original byte for byte). The API server signs with
     ES256 under a short issuer, so that a minted token fits sudo's 511 characters."""
     import sshd as sshd_mod

@@ -3,16 +3,12 @@ kube-controller-manager from `make kube`) per test session, and the module tests
 pointed at it. The binaries must be built: a missing one is a failure, not a skip."""
 import os
 import shutil
-import sys
 import tempfile
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "module"))
-import cluster  # noqa: E402
-from harness import Harness  # noqa: E402
+import cluster
+from harness import Harness
 
 
 @pytest.fixture(scope="session")

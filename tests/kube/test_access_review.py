@@ -11,20 +11,16 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "apiserver"))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-import certs  # noqa: E402
-from harness import AUDIENCE, BUILD, TIMEOUT  # noqa: E402
-from test_differential import differences, normalise, stand_in  # noqa: E402,F401
-from test_real_cluster import expect, kubectl, until_denied  # noqa: E402
+import certs
+from harness import AUDIENCE, BUILD, TIMEOUT
+from test_differential import differences, normalise, stand_in  # noqa: F401
+from test_real_cluster import expect, kubectl, until_denied
 
 SAR = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"

@@ -17,18 +17,15 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "apiserver"))
-import ktest  # noqa: E402
-import tokens  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from harness import Harness  # noqa: E402
+import ktest
+import tokens
+from cryptography.hazmat.primitives import serialization
+from harness import Harness
 
 NS = "diff"
 AUD = "pam-test"

@@ -1,15 +1,12 @@
 """The ssh path once against a real kube-apiserver: the real sshd (pam_wrapper, nss_wrapper,
-tests/e2e/sshd.py) with the module in its PAM stack, the real ssh client, and k8stoken-askpass
+tests/lib/sshd.py) with the module in its PAM stack, the real ssh client, and k8stoken-askpass
 answering the prompts with a token the real server minted through `kubectl create token`."""
 import os
-import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-import sshd as sshd_mod  # noqa: E402
-from harness import AUDIENCE, BUILD  # noqa: E402
-from test_real_cluster import kubectl  # noqa: E402
+import sshd as sshd_mod
+from harness import AUDIENCE, BUILD
+from test_real_cluster import kubectl
 
 ASKPASS = os.path.join(BUILD, "k8stoken-askpass")
 

@@ -33,6 +33,11 @@ def h(api):
 
 
 def pytest_configure(config):
+    if os.geteuid() != 0 and "KT_BUILD" not in os.environ:
+        raise pytest.UsageError(
+            "the module tests as another user than root need a build that trusts that user: "
+            "make BUILD=build-user TRUSTED_UID=$(id -u) all test-programs, then KT_BUILD=build-user "
+            "(make check-fast does both)")
     config.addinivalue_line(
         "markers", "plain_build_only: measures the memory of the build that ships; deselected "
                    "in the ASan pass, whose allocator quarantine, redzones and interceptors keep "

@@ -14,6 +14,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from harness import BUILD, PAM_RESULTS, SANITIZER, SERVICE, VALGRIND, Result, sanitizer_preload
 
 PRELOAD = os.path.join(BUILD, "tests", "alloc_fail.so")
@@ -225,6 +227,7 @@ def clear_entries(cache_dir):
     return reset
 
 
+@pytest.mark.slow  # every allocation of three logins, one by one
 def test_alloc_failure_miss_hit_deny_config(h):
     """One walk per kind of login; together they must reach the module's NOMEM paths."""
     # the walks inject failures into the module's allocations: in the valgrind pass the helper

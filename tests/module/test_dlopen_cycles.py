@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from harness import BUILD, SANITIZER, VALGRIND, VALGRIND_CMD
 
 CYCLES_BIN = os.path.join(BUILD, "tests", "pam_cycles")
@@ -59,6 +61,7 @@ def tokens(h):
     return paths
 
 
+@pytest.mark.slow  # 10,000 transactions
 def test_10000_cycles_keep_fds_memory_and_threads_constant(h):
     h.write_conf(cache_ttl=3600)
     good, bad = tokens(h)

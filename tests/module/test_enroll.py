@@ -12,7 +12,12 @@ import shutil
 import subprocess
 import threading
 
+import pytest
+
 from enrolling import NS, Host, claims, enrolled, expect, host_name, mode
+
+# `k8stoken enroll --bundle` installs the files root:root (and renew, unshare -m, works on them)
+INSTALLS_AS_ROOT = pytest.mark.needs_root
 
 
 def token_requests(h, host):
@@ -22,6 +27,7 @@ def token_requests(h, host):
 
 # --- kubectl k8stoken enroll and k8stoken enroll --bundle -------------------------------------
 
+@INSTALLS_AS_ROOT
 def test_enroll_makes_rbac_and_bundle_and_a_login_works(h):
     host = Host(h, host_name())
     proc = host.enroll()
@@ -95,6 +101,7 @@ def test_enroll_refuses_a_non_empty_output_and_bad_names(h):
     assert proc.returncode == 2 and "--audience 'ssh://a b': only letters" in proc.stderr
 
 
+@INSTALLS_AS_ROOT
 def test_enroll_bundle_never_replaces_without_force(h):
     host = enrolled(h)
     before = open(host.token_file).read()
@@ -118,6 +125,7 @@ def test_enroll_bundle_refuses_a_bad_bundle(h):
     assert not os.path.exists(host.conf)
 
 
+@INSTALLS_AS_ROOT
 def test_reviewer_may_request_tokens_for_itself_only(h):
     host = enrolled(h)
     tok = host.token().strip()
@@ -150,6 +158,7 @@ def fake_ssh_dir(h, traced=False):
     return bin_dir
 
 
+@INSTALLS_AS_ROOT
 def test_enroll_over_ssh_installs_and_runs_selftest(h):
     host = Host(h, host_name())
     bin_dir = fake_ssh_dir(h)
@@ -220,6 +229,7 @@ def aged_token(h, host, lifetime, left):
     return h.mint(namespace=NS, name=host.sa, iat_offset=-(lifetime - left), exp_offset=left)
 
 
+@INSTALLS_AS_ROOT
 def test_renew_before_the_threshold_changes_nothing(h):
     host = enrolled(h, "--duration", "1h")
     host.set_token(aged_token(h, host, 3600, 1300))
@@ -234,6 +244,7 @@ def test_renew_before_the_threshold_changes_nothing(h):
     assert token_requests(h, host) == 0
 
 
+@INSTALLS_AS_ROOT
 def test_renew_after_the_threshold_replaces_the_token(h):
     host = enrolled(h, "--duration", "1h")
     old = aged_token(h, host, 3600, 1100)
@@ -265,6 +276,7 @@ def test_renew_after_the_threshold_replaces_the_token(h):
     assert proc.returncode == 0 and "k8stoken renew: not due" in proc.stderr
 
 
+@INSTALLS_AS_ROOT
 def test_renew_refused_by_the_server_keeps_the_old_token(h):
     host = enrolled(h, "--duration", "1h")
     host.set_token(aged_token(h, host, 3600, 600))
@@ -279,6 +291,7 @@ def test_renew_refused_by_the_server_keeps_the_old_token(h):
     assert [n for n in os.listdir(host.etc) if n.startswith(".")] == []
 
 
+@INSTALLS_AS_ROOT
 def test_renew_keeps_the_old_token_when_the_new_one_fails_its_review(h):
     host = enrolled(h, "--duration", "1h")
     host.set_token(aged_token(h, host, 3600, 600))
@@ -291,6 +304,7 @@ def test_renew_keeps_the_old_token_when_the_new_one_fails_its_review(h):
     assert open(host.token_file).read() == before
 
 
+@INSTALLS_AS_ROOT
 def test_renew_in_a_read_only_directory_keeps_the_old_token(h):
     host = enrolled(h, "--duration", "1h")
     host.set_token(aged_token(h, host, 3600, 600))
@@ -310,6 +324,7 @@ def test_renew_in_a_read_only_directory_keeps_the_old_token(h):
     assert token_requests(h, host) == 0   # nothing was minted for nothing
 
 
+@INSTALLS_AS_ROOT
 def test_two_renewals_racing_renew_once(h):
     host = enrolled(h, "--duration", "1h")
     host.set_token(aged_token(h, host, 3600, 600))
@@ -332,6 +347,7 @@ def test_two_renewals_racing_renew_once(h):
     expect(host.login(), "PAM_SUCCESS", "ok")
 
 
+@INSTALLS_AS_ROOT
 def test_renew_leaves_legacy_tokens_and_client_certificates_alone(h):
     host = enrolled(h)
     legacy = h.mint(namespace=NS, name=host.sa, legacy=True)
@@ -355,6 +371,7 @@ def test_renew_leaves_legacy_tokens_and_client_certificates_alone(h):
         "whoever issued it)\n"))
 
 
+@INSTALLS_AS_ROOT
 def test_renew_of_an_expired_token_fails(h):
     host = enrolled(h)
     host.set_token(h.mint(namespace=NS, name=host.sa, iat_offset=-4000, exp_offset=-400))
@@ -363,6 +380,7 @@ def test_renew_of_an_expired_token_fails(h):
     assert proc.stderr.startswith(f"k8stoken renew: failed sa={NS}/{host.sa} reason=expired ")
 
 
+@INSTALLS_AS_ROOT
 def test_selftest_warns_when_the_credential_expires_within_a_day(h):
     host = enrolled(h, "--duration", "20h")
     proc = host.tool("selftest", "--conf", host.conf, "--helper", h.helper)
@@ -377,6 +395,7 @@ def test_selftest_warns_when_the_credential_expires_within_a_day(h):
 
 # --- kubectl k8stoken unenroll --------------------------------------------------------------------
 
+@INSTALLS_AS_ROOT
 def test_unenroll_makes_the_hosts_logins_unavailable(h):
     host = enrolled(h)
     host.use_for_logins()

@@ -61,6 +61,7 @@ def attacker_ca_in_system_store():
         subprocess.run(["update-ca-certificates", "--fresh"], check=True, capture_output=True)
 
 
+@pytest.mark.needs_root  # writes the system trust store
 def test_b01_unknown_ca_refused_even_if_system_trusts_it(h, tmp, attacker_ca_in_system_store):
     evil = other_server(tmp, "unknown-ca")
     try:
@@ -159,8 +160,9 @@ def test_b08_http2_not_offered(h):
         server.close()
 
 
-@pytest.mark.parametrize("problem", ["missing", "empty", "mode0644", "owner", "symlink",
-                                     "crlf", "space", "nul", "huge"])
+@pytest.mark.parametrize("problem", ["missing", "empty", "mode0644",
+                                     pytest.param("owner", marks=pytest.mark.needs_root),
+                                     "symlink", "crlf", "space", "nul", "huge"])
 def test_b09_bad_reviewer_credential(h, problem):
     path = h.reviewer_file
     good = h.api.reviewer_token

@@ -3,7 +3,7 @@ kube-apiserver and kube-controller-manager built by `make kube` (tests/kube/pin.
 release), with a fresh CA, serving certificate, ServiceAccount signing key and client
 certificates per run.
 
-The state directory has the layout of the test API server's (tests/apiserver/ktest.py), so
+The state directory has the layout of the test API server's (tests/lib/ktest.py), so
 ktest.Client and the module tests' Harness work against it unchanged: url, port, ca.crt,
 kubeconfig, admin.token, reviewer.token, reviewer-client.crt/key (bound to
 system:auth-delegator), stranger-client.crt/key (no binding); plus sa.key, the cluster's
@@ -25,13 +25,14 @@ import subprocess
 import sys
 import time
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+import certs
+import ktest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tests", "apiserver"))
-import certs  # noqa: E402
-import ktest  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 BIN = os.environ.get("KT_KUBE_BIN", os.path.join(ROOT, "build", "kube"))
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
