@@ -13,7 +13,8 @@ minimum (a suite that quietly collects nothing is a failure, not a pass), or whe
 exits non-zero. Under CI=true every skipped test is a failure: what CI does not run is not
 tested. Every skipped test is named with its reason at the end.
 
-KT_CHECK_QUICK=1 (make check-quick) leaves out the sanitizer and valgrind passes.
+KT_CHECK_QUICK=1 (make check-quick) leaves out the sanitizer and valgrind passes, which run
+the module suite in 2 processes (pytest-xdist).
 
 KT_CHECK_FAST=1 (make check-fast) is the tier without root: the repository checks, the unit
 tests, the module's surface, the test API server's suite and the module tests not marked
@@ -53,6 +54,10 @@ FAST_BUILD = "build-user"
 # the fast tier runs its pytest suites in this many processes (pytest-xdist): the tests mostly
 # wait for TLS handshakes, helpers and timeouts, so more than the 2 cores of a small machine
 FAST_WORKERS = ["-n", "4"]
+# the ASan+UBSan and valgrind passes of the module suite run in 2 processes: they are bound
+# by the CPU (valgrind alone took 30 minutes in one), and the harness already allows them
+# the longer timeouts of a slow helper (tests/lib/harness.py)
+CHECKED_WORKERS = ["-n", "2"]
 # what the fast tier leaves out of the module suite, and why (pytest.ini registers the markers)
 FAST_DESELECT = (("needs_root", "need root"), ("slow and not needs_root", "slow"))
 
@@ -287,9 +292,9 @@ def full_tiers(reports, quick):
         if build("build-asan", "SANITIZE=1"):
             unit_suite("build-asan", reports)
             pytest_suite("module under ASan+UBSan", "module", "tests/module", reports,
-                         {"KT_BUILD": "build-asan", "KT_SANITIZER": "1"})
+                         {"KT_BUILD": "build-asan", "KT_SANITIZER": "1"}, CHECKED_WORKERS)
         pytest_suite("module under valgrind", "module", "tests/module", reports,
-                     {"KT_BUILD": "build", "KT_VALGRIND": "1"})
+                     {"KT_BUILD": "build", "KT_VALGRIND": "1"}, CHECKED_WORKERS)
 
 
 def main():
