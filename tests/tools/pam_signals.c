@@ -126,16 +126,19 @@ int main(int argc, char **argv)
 	fclose(f);
 	token[strcspn(token, "\n")] = '\0';
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (handlers) {
+	{
 		struct sigaction sa;
 
+		/* Without handlers, the default action even where the test runs in a background
+		 * job, whose shell left SIGINT ignored (an ignored disposition survives exec). */
 		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;   /* no SA_RESTART: interrupted calls fail with EINTR */
+		sa.sa_handler = handlers ? on_signal : SIG_DFL;   /* no SA_RESTART: EINTR */
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGALRM, &sa, NULL);
-		sigaction(SIGCHLD, &sa, NULL);
+		if (handlers)
+			sigaction(SIGCHLD, &sa, NULL);
 	}
 	printf("started %ld\n", (long)getpid());
 	rc = pam_start_confdir(service, user, &conv, confdir, &pamh);
