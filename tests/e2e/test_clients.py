@@ -760,6 +760,14 @@ sys.stdout.write(open(os.environ["FAKE_KUBECTL_TOKEN"]).read())
 '''
 
 
+def default_signal_actions():
+    """In the plugin's process before exec: SIGINT and SIGQUIT as a terminal delivers them.
+    Started from a background job, the tests inherit them ignored, and a shell script cannot
+    trap a signal that was ignored when it started."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 class Plugin:
     """A private bin directory (plugin + askpass next to each other, fake ssh/sudo/kubectl),
     HOME and XDG_RUNTIME_DIR for one test."""
@@ -798,7 +806,8 @@ class Plugin:
         e = dict(self.env)
         e.update(env or {})
         return subprocess.Popen(self.argv(*args), env=e, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=default_signal_actions)
 
     def wait_record(self, timeout=20):
         deadline = time.monotonic() + timeout
