@@ -49,7 +49,7 @@ void kt_secret_reset(struct kt_secret *s)
 {
 	if (s->p == NULL)
 		return;
-	explicit_bzero(s->p, s->len);
+	explicit_bzero(s->p, s->cap);   /* all of it: a failed read may have left bytes past len */
 	s->len = 0;
 }
 

@@ -25,7 +25,7 @@ int kt_secret_dup(struct kt_secret *s, const void *data, size_t n);
 int kt_secret_append(struct kt_secret *s, const void *data, size_t n);
 /* Reads fd until end of file or cap - 1 bytes of text, retrying on EINTR: bytes read or -1. */
 ssize_t kt_secret_read(struct kt_secret *s, int fd);
-/* Zeroes the text and empties it; the buffer stays, for another fill. */
+/* Zeroes all cap bytes and empties it; the buffer stays, for another fill. */
 void kt_secret_reset(struct kt_secret *s);
 /* Hands s's buffer over to the caller (s is left empty): a transfer of ownership. */
 struct kt_secret kt_secret_take(struct kt_secret *s);
